@@ -1,0 +1,33 @@
+"""Built-in checks, run after every scenario unless it opts out (``checks:``).
+
+Order matters: the read-only checks come first; ``idempotent`` replays every
+accepted sync and so changes what a later check would read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.checks import conversation, pairing, replay
+
+if TYPE_CHECKING:
+    from harness.runner.run import ScenarioRun
+
+CHECKS = (
+    ("pairing", pairing.check_request_ids),
+    ("context", pairing.check_context),
+    ("order", conversation.check_order),
+    ("lost", conversation.check_nothing_lost),
+    ("pairing", pairing.check_stored_pairing),
+    ("idempotent", replay.check_idempotent),
+)
+
+
+async def run_builtin_checks(run: ScenarioRun) -> None:
+    state = conversation.Snapshot()
+    for name, check in CHECKS:
+        if run.scenario.check_enabled(name):
+            await check(run, state)
+
+
+__all__ = ["CHECKS", "run_builtin_checks"]

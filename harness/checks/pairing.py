@@ -1,0 +1,113 @@
+"""``request_id`` pairing (C-CHAT-2, C-MSG-10) and provider context (C-CHAT-3)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.contract import oracle
+from harness.runner.match import short
+
+if TYPE_CHECKING:
+    from harness.checks.conversation import Snapshot
+    from harness.runner.client import Chat
+    from harness.runner.run import ScenarioRun
+
+
+def _wanted_request_id(chat: Chat) -> tuple[bool, str | None]:
+    if chat.sent_id is not None:
+        return True, chat.sent_id
+    try:
+        return True, oracle.expected_request_id(chat.body)
+    except oracle.NotApplicable:
+        return False, None
+
+
+async def check_request_ids(run: ScenarioRun, state: Snapshot) -> None:
+    for chat in run.client.chats:
+        data = chat.response.get("data")
+        if chat.status != 200 or not isinstance(data, dict):
+            continue
+        known, want = _wanted_request_id(chat)
+        got = data.get("request_id")
+        if not known or got == want:
+            continue
+        what = run.client.describe(got)
+        if chat.sent_id is None:
+            what = _describe_in_body(chat.body, got)
+        run.result.fail(
+            "pairing",
+            f"request_id named {got} ({what}) instead of {want}, "
+            + ("the message this step sent" if chat.sent_id else
+               "the last user message with this text"),
+            step=chat.step, expected=want, actual=got, clause="C-CHAT-2",
+        )
+
+
+def _describe_in_body(body: dict[str, Any], message_id: Any) -> str:
+    for i, m in enumerate(body.get("messages") or []):
+        if isinstance(m, dict) and m.get("id") == message_id:
+            failed = "failed " if m.get("error") else ""
+            return f"the {failed}{m.get('role')} message at messages[{i}] " \
+                   f"{short(m.get('content'), 40)}"
+    return "no message of the request"
+
+
+async def check_stored_pairing(run: ScenarioRun, state: Snapshot) -> None:
+    """Every stored answer points at the user message its step sent."""
+    items = state.reads.get(run.client.session_id) or []
+    by_id = {i.get("id"): i for i in items}
+    for chat in run.client.chats:
+        if chat.assistant_id is None or chat.assistant_id not in by_id:
+            continue
+        got = by_id[chat.assistant_id].get("user_message_id")
+        if got != chat.sent_id:
+            run.result.fail(
+                "pairing",
+                f"the stored answer {chat.assistant_id} is paired with {got} "
+                f"({run.client.describe(got)}) instead of {chat.sent_id}, "
+                "the message its step sent",
+                step=chat.step, expected=chat.sent_id, actual=got, clause="C-MSG-10",
+            )
+
+
+def _shape(messages: Any) -> list[str]:
+    if not isinstance(messages, list):
+        return [short(messages)]
+    return [f"{m.get('role')}: {short(m.get('content'), 40)}" if isinstance(m, dict)
+            else short(m) for m in messages]
+
+
+async def check_context(run: ScenarioRun, state: Snapshot) -> None:
+    for chat in run.client.chats:
+        try:
+            want = oracle.expected_context(chat.body)
+        except oracle.NotApplicable:
+            continue
+        for call in run.ctx.provider.calls_in_step(chat.step):
+            if call.model != chat.body.get("model"):
+                run.result.fail(
+                    "context", f"the provider was asked for model {call.model!r}, "
+                    f"the request named {chat.body.get('model')!r}",
+                    step=chat.step, expected=chat.body.get("model"), actual=call.model,
+                    clause="C-CHAT-3",
+                )
+            if call.messages == want:
+                continue
+            sent = call.messages if isinstance(call.messages, list) else []
+            extra = [m for m in sent if isinstance(m, dict)
+                     and {"role": m.get("role"), "content": m.get("content")} not in want]
+            notes = []
+            failed = [m for m in chat.body.get("messages") or [] if isinstance(m, dict)
+                      and m.get("error") is True]
+            for m in extra:
+                if any(f.get("content") == m.get("content") for f in failed):
+                    notes.append(f"it included a failed message ({short(m.get('content'), 40)})")
+            if len(sent) == len(want) and not extra:
+                notes.append("the messages were in another order, or carried extra fields")
+            run.result.fail(
+                "context",
+                f"the backend sent the provider {len(sent)} message(s), expected {len(want)}"
+                + (": " + "; ".join(notes) if notes else ""),
+                step=chat.step, expected=_shape(want), actual=_shape(call.messages),
+                clause="C-CHAT-3",
+            )

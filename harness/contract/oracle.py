@@ -1,0 +1,147 @@
+"""The contract as functions: what a correct backend answers, computed independently.
+
+Checks compare what a backend did with what these functions say; the
+reference backend does not import them (two implementations, one contract).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply
+
+MAX_RETRIES = 2  # C-CHAT-3: connection errors and 5xx other than 503, twice at most
+
+
+class NotApplicable(Exception):
+    """The request is not one the oracle can judge (the backend must refuse it)."""
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp as an aware UTC datetime at millisecond precision."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)  # C-MSG-4: no offset means UTC
+    ts = ts.astimezone(UTC)
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
+
+
+def format_ts(ts: datetime) -> str:
+    """C-MSG-4's wire form: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _chronological(messages: list[Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(position, message) by timestamp, then position (C-CHAT-2/3)."""
+    items = [(i, m) for i, m in enumerate(messages) if isinstance(m, dict)]
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(items, key=lambda im: (parse_ts(im[1].get("timestamp")) or far, im[0]))
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def expected_request_id(body: dict[str, Any]) -> str | None:
+    """C-CHAT-2: the id of the user message that triggered this completion."""
+    messages = body.get("messages") or []
+    current = body.get("current_message_id")
+    if current is not None:
+        if messages and not any(
+            isinstance(m, dict) and m.get("role") == "user" and m.get("id") == current
+            for m in messages
+        ):
+            raise NotApplicable("current_message_id names no user message (422)")
+        return str(current)
+    if not messages:
+        return None
+    wanted = _text(body.get("message"))
+    matches = [
+        m for _, m in _chronological(messages)
+        if m.get("role") == "user" and _text(m.get("content")) == wanted
+    ]
+    if not matches:
+        raise NotApplicable("no user message matches 'message' (422)")
+    return str(matches[-1].get("id"))
+
+
+def expected_context(body: dict[str, Any]) -> list[dict[str, str]]:
+    """C-CHAT-3: the messages a correct backend sends to the provider."""
+    messages = body.get("messages") or []
+    if not messages:
+        return [{"role": "user", "content": str(body.get("message", ""))}]
+    trigger = expected_request_id(body)
+    out: list[dict[str, str]] = []
+    for _, m in _chronological(messages):
+        is_trigger = m.get("id") == trigger and m.get("role") == "user"
+        if m.get("error") is True and not is_trigger:
+            continue
+        out.append({"role": str(m.get("role")), "content": str(m.get("content"))})
+        if is_trigger:
+            break
+    return out
+
+
+def retry_after_seconds(value: int | str | None, *, now: datetime | None = None) -> int:
+    """C-CHAT-5: seconds, or an HTTP date turned into seconds rounded up; else 60."""
+    if value is None:
+        return 60
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return 60
+    now = now or datetime.now(UTC)
+    return max(0, math.ceil((when - now).total_seconds()))
+
+
+_STATUS_CODES = {
+    402: (402, "payment_required"),
+    400: (400, "bad_request"),
+    429: (429, "too_many_requests"),
+    503: (503, "service_unavailable"),
+}
+
+
+def expected_outcome(answers: list[Answer], *, timeout_ms: int) -> tuple[int, str | None] | None:
+    """C-CHAT-3/5: the status and error code for a scripted run of answers.
+
+    ``None`` where the answers alone do not decide it (raw bodies).
+    """
+    retries = 0
+    for answer in answers:
+        if answer.delay_ms >= timeout_ms:
+            return 504, "gateway_timeout"
+        if isinstance(answer, Reply):
+            if not answer.content.strip():
+                return 502, "bad_gateway"
+            return 200, None
+        if isinstance(answer, RawAnswer):
+            return None
+        assert isinstance(answer, ErrorAnswer)
+        if answer.status in _STATUS_CODES:
+            return _STATUS_CODES[answer.status]
+        if answer.status >= 500 and retries < MAX_RETRIES:
+            retries += 1
+            continue
+        return 502, "bad_gateway"
+    if not answers:
+        return None
+    # Answers ran out while retrying: the next calls are unscripted (5xx).
+    return 502, "bad_gateway"

@@ -1,0 +1,57 @@
+"""A PostgreSQL server the user gives by URL.
+
+Nothing a user stored is ever touched: the harness creates a fresh database
+``chat_harness_<random>`` on that server, runs there, and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.db._base import Database
+from harness.errors import ConfigError, DatabaseError
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def start(url: str) -> Database:
+    import psycopg
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"--db-url must be a postgresql:// URL, got {url!r}",
+            hint="e.g. postgresql://user:password@127.0.0.1:5432/postgres",
+        )
+    name = f"chat_harness_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"CREATE DATABASE {name}".encode())
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(
+            f"the user of --db-url may not CREATE DATABASE: {exc}",
+            hint="chat-harness never writes into an existing database; "
+            "grant CREATEDB or give a server where it may create one",
+        ) from exc
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot use --db-url: {exc}") from exc
+
+    def stop() -> None:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(
+            url, autocommit=True, connect_timeout=10
+        ) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+
+    own = _with_dbname(url, name)
+    host = urlsplit(url).hostname
+    return Database(
+        kind="url",
+        url=own,
+        tcp_url=own if host else None,
+        description=f"database {name} on the server of --db-url",
+        _stop=stop,
+    )

@@ -1,0 +1,157 @@
+"""The pytest plugin: scenario files become test items.
+
+Thin on purpose: the scenario engine, the database and the backend are
+imported only when a scenario is collected or run, so installing chat-harness
+costs other test suites nothing. Run state lives in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.runner.result import ScenarioResult
+    from harness.runner.session import Harness
+    from harness.scenario.load import Scenario
+
+_HARNESS = pytest.StashKey["Harness"]()
+_FATAL = pytest.StashKey[str]()
+SUFFIXES = (".yaml", ".yml")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chat-harness", "chat-harness: LLM chat backend conformance")
+    group.addoption("--target", default=None, help="backend under test: reference (default)")
+    group.addoption("--mutant", action="append", default=[], metavar="NAME",
+                    help="switch on a deliberate bug in the reference backend (repeatable)")
+    group.addoption("--db", default=None,
+                    choices=("auto", "embedded", "container", "url"),
+                    help="PostgreSQL provider (default: auto: container if Docker answers, "
+                    "else embedded)")
+    group.addoption("--db-url", default=None, metavar="URL",
+                    help="PostgreSQL server to use (a fresh database is created on it)")
+    group.addoption("--db-image", default=None, metavar="IMAGE",
+                    help="image for --db container (default postgres:16)")
+    group.addoption("--fixtures-dir", default=None, metavar="DIR",
+                    help="fixtures folder with schema.sql (default: ./fixtures)")
+    parser.addini("chat_harness_scenario_dirs", type="args", default=["scenarios"],
+                  help="folder names whose YAML files are scenarios")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (CI cancelling a job) takes the same road as Ctrl-C, so every
+    # server, database and subprocess is stopped by the usual clean-up.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        def _term(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt("SIGTERM")
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, _term)
+
+
+def _is_scenario(config: pytest.Config, path: Any) -> bool:
+    if path.suffix not in SUFFIXES:
+        return False
+    dirs = set(config.getini("chat_harness_scenario_dirs"))
+    try:
+        rel = path.relative_to(config.rootpath)
+    except ValueError:
+        rel = path
+    return any(part in dirs for part in rel.parts[:-1])
+
+
+def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_scenario(parent.config, file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from harness.errors import ScenarioError
+        from harness.scenario.load import load_file
+
+        try:
+            root = self.config.rootpath
+            shown = (self.path.relative_to(root).as_posix() if self.path.is_relative_to(root)
+                     else str(self.path))
+            scenarios = load_file(self.path, display=shown)
+        except ScenarioError as exc:
+            raise self.CollectError(exc.render()) from None
+        for scenario in scenarios:
+            yield ScenarioItem.from_parent(self, name=scenario.id, scenario=scenario)
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.scenario_id)
+        self.result = result
+
+
+def _harness(config: pytest.Config) -> Harness:
+    if _FATAL in config.stash:
+        pytest.exit(config.stash[_FATAL], returncode=3)
+    if _HARNESS not in config.stash:
+        from harness.config import RunConfig
+        from harness.errors import HarnessError
+        from harness.runner.session import Harness
+
+        try:
+            run_config = RunConfig.from_options(
+                target=config.getoption("target"), mutants=config.getoption("mutant"),
+                db=config.getoption("db"), db_url=config.getoption("db_url"),
+                db_image=config.getoption("db_image"), fixtures=config.getoption("fixtures_dir"),
+            )
+            harness = Harness(run_config)
+            config.add_cleanup(harness.close)
+            harness.start()
+        except HarnessError as exc:
+            config.stash[_FATAL] = f"chat-harness cannot run: {exc.render()}"
+            pytest.exit(config.stash[_FATAL], returncode=3)
+        config.stash[_HARNESS] = harness
+    return config.stash[_HARNESS]
+
+
+def reproduce_command(item: pytest.Item) -> str:
+    args = ["chat-harness", "run", item.nodeid]
+    for mutant in item.config.getoption("mutant") or []:
+        args += ["--mutant", mutant]
+    for opt in ("db", "db_url", "db_image", "target"):
+        value = item.config.getoption(opt)
+        if value:
+            args += [f"--{opt.replace('_', '-')}", value]
+    return shlex.join(args)
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        for clause in scenario.header.covers:
+            self.user_properties.append(("covers", clause))
+
+    def runtest(self) -> None:
+        harness = _harness(self.config)
+        result = harness.run(self.scenario, reproduce=reproduce_command(self))
+        self.user_properties.append(("duration_s", round(result.duration_s, 4)))
+        if not result.passed:
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+                     ) -> str | Any:
+        from harness.errors import HarnessError
+        from harness.reporting.terminal import render_failure
+
+        if isinstance(excinfo.value, ScenarioFailed):
+            return render_failure(excinfo.value.result)
+        if isinstance(excinfo.value, HarnessError):
+            return excinfo.value.render()
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, 0, f"scenario: {self.name}"

@@ -1,0 +1,245 @@
+"""The scripted provider: one engine, served by several adapters.
+
+A scenario plans answers (a queue per model, and a shared one); every call
+the backend makes is recorded and takes the next planned answer. Adapters turn
+an :class:`Outgoing` into a transport's response: respx in-process
+(``harness.provider.inprocess``), a real HTTP server for black-box backends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# -- what a scenario can plan ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful completion (OpenRouter shape)."""
+
+    content: str
+    model: str | None = None  # the model that "answered"; default: the one asked for
+    id: str | None = None  # generation id; default gen-<n>
+    usage: Mapping[str, int] | None = None  # default: counted from the texts
+    omit_usage: bool = False  # an answer without "usage" (C-CHAT-4)
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An OpenRouter error: ``{"error": {"code", "message"}}`` with that status."""
+
+    status: int
+    message: str = "Provider error"
+    retry_after: int | str | None = None  # seconds, or an HTTP date
+    metadata: Mapping[str, Any] | None = None
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """Anything else: a status, headers and a body sent as given (malformed answers)."""
+
+    status: int = 200
+    body: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay_ms: int = 0
+
+
+Answer = Reply | ErrorAnswer | RawAnswer
+
+# -- what the engine hands an adapter -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A transport-neutral response: wait ``delay_s``, then answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    delay_s: float = 0.0
+
+
+@dataclass
+class ProviderCall:
+    """One request the backend made to the provider, as recorded."""
+
+    index: int
+    step: int | None
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # the parsed JSON body, or the raw text when it was not JSON
+    answer: str = ""  # a one-line description of what the engine answered
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def model(self) -> str | None:
+        return self.body.get("model") if isinstance(self.body, dict) else None
+
+    @property
+    def messages(self) -> Any:
+        return self.body.get("messages") if isinstance(self.body, dict) else None
+
+
+UNSCRIPTED_STATUS = 599  # never a status a real provider sends: easy to spot in reports
+
+
+def _count_tokens(text: str) -> int:
+    # A stable stand-in for a tokenizer: about four characters a token.
+    return max(1, (len(text) + 3) // 4)
+
+
+class ScriptedProvider:
+    """Plans answers, serves them in order, records every call."""
+
+    def __init__(self) -> None:
+        self._shared: deque[Answer] = deque()
+        self._by_model: dict[str, deque[Answer]] = {}
+        self.calls: list[ProviderCall] = []
+        self.step: int | None = None
+        self._ids = itertools.count(1)
+
+    # -- scripting -------------------------------------------------------
+    def reset(self) -> None:
+        self._shared.clear()
+        self._by_model.clear()
+        self.calls.clear()
+        self.step = None
+        self._ids = itertools.count(1)
+
+    def plan(self, answer: Answer, *, for_model: str | None = None) -> None:
+        """Queue ``answer`` for the next call (for ``for_model`` only, if given)."""
+        if for_model is None:
+            self._shared.append(answer)
+        else:
+            self._by_model.setdefault(for_model, deque()).append(answer)
+
+    def pending(self) -> list[tuple[str | None, Answer]]:
+        """Planned answers no call has taken yet."""
+        left: list[tuple[str | None, Answer]] = [(None, a) for a in self._shared]
+        for model, queue in self._by_model.items():
+            left += [(model, a) for a in queue]
+        return left
+
+    def discard_pending(self) -> None:
+        self._shared.clear()
+        self._by_model.clear()
+
+    def calls_in_step(self, step: int) -> list[ProviderCall]:
+        return [c for c in self.calls if c.step == step]
+
+    # -- serving ---------------------------------------------------------
+    def _take(self, model: str | None) -> Answer | None:
+        if model is not None and self._by_model.get(model):
+            return self._by_model[model].popleft()
+        if self._shared:
+            return self._shared.popleft()
+        return None
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Outgoing:
+        """Record one request and produce the planned answer for it."""
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode("utf-8", "replace")
+        call = ProviderCall(
+            index=len(self.calls),
+            step=self.step,
+            method=method,
+            path=path,
+            headers={k.lower(): v for k, v in headers.items()},
+            body=parsed,
+        )
+        self.calls.append(call)
+        if method == "GET" and path.endswith("/models"):
+            call.answer = "model list"
+            return _json(200, {"data": [{"id": m} for m in sorted(self._by_model)]})
+        if method != "POST" or not path.endswith("/chat/completions"):
+            call.answer = f"404 (no such provider route {method} {path})"
+            return _json(404, {"error": {"code": 404, "message": f"No route {method} {path}"}})
+        answer = self._take(call.model)
+        if answer is None:
+            call.answer = f"{UNSCRIPTED_STATUS} (no answer planned for this call)"
+            return _json(
+                UNSCRIPTED_STATUS,
+                {"error": {
+                    "code": UNSCRIPTED_STATUS,
+                    "message": "chat-harness: the scenario planned no answer for this call",
+                }},
+            )
+        call.answer = describe(answer)
+        return self._render(answer, call)
+
+    def _render(self, answer: Answer, call: ProviderCall) -> Outgoing:
+        delay = answer.delay_ms / 1000
+        if isinstance(answer, Reply):
+            n = next(self._ids)
+            prompt = sum(
+                _count_tokens(str(m.get("content", "")))
+                for m in (call.messages or [])
+                if isinstance(m, dict)
+            )
+            completion = _count_tokens(answer.content)
+            usage = dict(answer.usage) if answer.usage is not None else {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+            body: dict[str, Any] = {
+                "id": answer.id or f"gen-{1755009000 + n}-harness{n:04d}",
+                "object": "chat.completion",
+                "created": 1755009000 + n,
+                "model": answer.model or call.model or "unknown",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.content},
+                    "finish_reason": "stop",
+                }],
+            }
+            if not answer.omit_usage:
+                body["usage"] = usage
+            return _json(200, body, delay_s=delay)
+        if isinstance(answer, ErrorAnswer):
+            error: dict[str, Any] = {"code": answer.status, "message": answer.message}
+            if answer.metadata:
+                error["metadata"] = dict(answer.metadata)
+            headers = {}
+            if answer.retry_after is not None:
+                headers["retry-after"] = str(answer.retry_after)
+            return _json(answer.status, {"error": error}, headers=headers, delay_s=delay)
+        return Outgoing(
+            status=answer.status,
+            headers={"content-type": "application/json", **answer.headers},
+            body=answer.body.encode(),
+            delay_s=delay,
+        )
+
+
+def describe(answer: Answer) -> str:
+    """One line for reports: what the provider was scripted to answer."""
+    if isinstance(answer, Reply):
+        text = answer.content if len(answer.content) <= 40 else answer.content[:37] + "..."
+        return f"200 reply {text!r}"
+    if isinstance(answer, ErrorAnswer):
+        extra = f", Retry-After: {answer.retry_after}" if answer.retry_after is not None else ""
+        return f"{answer.status} error {answer.message!r}{extra}"
+    return f"{answer.status} raw body ({len(answer.body)} bytes)"
+
+
+def _json(
+    status: int, body: Any, *, headers: Mapping[str, str] | None = None, delay_s: float = 0.0
+) -> Outgoing:
+    return Outgoing(
+        status=status,
+        headers={"content-type": "application/json", **(headers or {})},
+        body=json.dumps(body).encode(),
+        delay_s=delay_s,
+    )

@@ -1,0 +1,33 @@
+"""The in-process adapter: the scripted engine behind a respx router.
+
+The router is injected into the backend as its httpx transport
+(``httpx.MockTransport(router.async_handler)``), never patched in, so the
+harness's own HTTP calls are untouched and two engines can run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import respx
+
+from harness.provider.engine import ScriptedProvider
+
+BASE_URL = "http://provider.chat-harness.invalid/api/v1"
+
+
+def transport(engine: ScriptedProvider, base_url: str = BASE_URL) -> httpx.AsyncBaseTransport:
+    """An httpx transport that answers every provider call from ``engine``."""
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True, base_url=base_url)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        out = engine.handle(
+            request.method, request.url.path, dict(request.headers), request.content
+        )
+        if out.delay_s:
+            await asyncio.sleep(out.delay_s)  # the provider's latency, as scripted
+        return httpx.Response(out.status, headers=out.headers, content=out.body)
+
+    router.route(name="provider").mock(side_effect=answer)
+    return httpx.MockTransport(router.async_handler)

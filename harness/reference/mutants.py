@@ -1,0 +1,132 @@
+"""Deliberate bugs ("mutants") that prove the harness catches real mistakes.
+
+A mutant is chosen with `Settings.mutants` (env `CHAT_HARNESS_MUTANT`,
+comma-separated). Each one swaps exactly one strategy in `Strategies`; the
+handlers only ever call the strategy, so no handler branches on a mutant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from harness.reference import conversation, provider, store
+from harness.reference.models import ChatRequest
+from harness.reference.timestamps import now
+
+MUTANTS: dict[str, str] = {
+    "request-id-first-match": (
+        "request_id is the FIRST user message whose text equals `message` (the seed bug)"
+    ),
+    "request-id-first-message": "request_id is messages[0].id, whatever its role or text",
+    "insert-not-upsert": (
+        "storing a message id a second time is a plain INSERT: duplicate key → 500 (the seed's 500)"
+    ),
+    "retry-not-updated": (
+        "storing a message id again is ON CONFLICT DO NOTHING: retries never update"
+    ),
+    "server-timestamp": "the stored timestamp is the server's clock, not the one sent",
+    "order-by-storage": "GET /api/chat/messages orders by storage order only, ignoring timestamps",
+    "batch-not-atomic": (
+        "each message of a batch is committed on its own: a refused batch is half written"
+    ),
+    "context-keeps-failed": "failed (error: true) messages are sent to the provider as context",
+    "rate-limit-as-502": "a provider 429 is answered 502 bad_gateway without retryAfter",
+    "foreign-session-readable": "GET /api/chat/messages answers for another user's session",
+    "stream-loses-newlines": "the streamed text drops newline characters",
+}
+
+
+def check_mutant_names(names: Iterable[str]) -> None:
+    unknown = sorted(set(names) - MUTANTS.keys())
+    if unknown:
+        raise ValueError(
+            f"Unknown mutant(s) {', '.join(map(repr, unknown))}. "
+            f"Hint: choose from {', '.join(sorted(MUTANTS))}"
+        )
+
+
+def _keep_timestamp(sent: datetime) -> datetime:
+    return sent
+
+
+def _server_timestamp(sent: datetime) -> datetime:
+    clock = now()
+    return clock.replace(microsecond=clock.microsecond // 1000 * 1000)
+
+
+def _owner_only(session: dict[str, Any], user_id: Any) -> bool:
+    return bool(session["user_id"] == user_id)
+
+
+def _anyone(session: dict[str, Any], user_id: Any) -> bool:
+    return True
+
+
+def _keep_text(text: str) -> str:
+    return text
+
+
+def _drop_newlines(text: str) -> str:
+    return text.replace("\n", "")
+
+
+@dataclass(frozen=True)
+class Strategies:
+    """The swappable decisions of the backend; the defaults are the correct ones."""
+
+    # C-CHAT-2: which user message triggered the completion.
+    pick_trigger: Callable[[ChatRequest], conversation.Trigger] = (
+        conversation.last_matching_user_message
+    )
+    # C-CHAT-3: the history sent upstream.
+    provider_messages: Callable[[ChatRequest, conversation.Trigger], list[dict[str, str]]] = (
+        conversation.provider_messages
+    )
+    # C-CHAT-5: provider status → error code.
+    map_provider_status: provider.StatusMapper = provider.code_for_status
+    # C-MSG-2 / C-MSG-5: how one message row is written.
+    write_message: store.MessageWriter = store.upsert_message
+    # C-MSG-4: the instant stored for a sent timestamp.
+    stored_timestamp: Callable[[datetime], datetime] = _keep_timestamp
+    # C-MSG-9: ORDER BY of the message list.
+    message_order: str = store.ORDER_CONVERSATION
+    # C-MSG-3: one transaction per batch (True) or per message (False).
+    atomic_batches: bool = True
+    # C-AUTH-2 for reading messages: may this user read this session?
+    can_read_session: Callable[[dict[str, Any], Any], bool] = _owner_only
+    # C-STREAM-1: what happens to each streamed text piece.
+    stream_text: Callable[[str], str] = _keep_text
+
+
+_SWAPS: dict[str, dict[str, Any]] = {
+    "request-id-first-match": {"pick_trigger": conversation.first_matching_user_message},
+    "request-id-first-message": {"pick_trigger": conversation.first_message},
+    "insert-not-upsert": {"write_message": store.insert_message},
+    "retry-not-updated": {"write_message": store.insert_or_keep_message},
+    "server-timestamp": {"stored_timestamp": _server_timestamp},
+    "order-by-storage": {"message_order": store.ORDER_STORAGE},
+    "batch-not-atomic": {"atomic_batches": False},
+    "context-keeps-failed": {
+        "provider_messages": partial(conversation.provider_messages, keep_failed=True)
+    },
+    "rate-limit-as-502": {"map_provider_status": provider.code_for_status_429_as_502},
+    "foreign-session-readable": {"can_read_session": _anyone},
+    "stream-loses-newlines": {"stream_text": _drop_newlines},
+}
+
+assert _SWAPS.keys() == MUTANTS.keys(), "every mutant needs a description and a swap"
+
+
+def build_strategies(mutants: Iterable[str] = ()) -> Strategies:
+    """The correct strategies with each named mutant swapped in; ValueError on unknown names."""
+    names = sorted(set(mutants))
+    check_mutant_names(names)
+    swaps: dict[str, Any] = {}
+    for name in names:
+        swaps.update(_SWAPS[name])
+    return dataclasses.replace(Strategies(), **swaps)

@@ -1,0 +1,1 @@
+"""Reporters: turn results (data) into text for people and files for machines."""

@@ -1,0 +1,59 @@
+"""Plain-text rendering of a failed scenario, ending with how to reproduce it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.runner.result import Failure, ScenarioResult
+
+# Within one step, the order in which a reader wants to see what went wrong:
+# what the answer said, then what it meant for pairing, then what broke later.
+_PHASE = {"expect": 0, "pairing": 1, "context": 2, "sync": 3, "provider_script": 4}
+
+
+def _sort_key(item: tuple[int, Failure]) -> tuple[int, int, int]:
+    n, f = item
+    step = f.step if f.step is not None else 10**6
+    return step, _PHASE.get(f.check, 9), n
+
+
+def _block(label: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [f"    {label}:"] + [f"      {i + 1:>2}. {v}" for i, v in enumerate(value)]
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > 400:
+        text = text[:397] + "..."
+    return [f"    {label}: {text}"]
+
+
+def ordered(result: ScenarioResult) -> list[Failure]:
+    return [f for _, f in sorted(enumerate(result.failures), key=_sort_key)]
+
+
+def render_failure(result: ScenarioResult) -> str:
+    n = len(result.failures)
+    lines = [
+        f"scenario {result.scenario_id} failed against {result.target} "
+        f"({n} problem{'s' if n != 1 else ''})",
+    ]
+    current: object = object()
+    for f in ordered(result):
+        if f.step != current:
+            current = f.step
+            lines.append("")
+            if f.step is None:
+                lines.append("after the steps")
+            else:
+                rec = result.steps[f.step]
+                lines.append(f"step {f.step + 1} ({result.file}:{rec.line}) {rec.title}")
+                lines += [f"  > {ex.brief()}" for ex in rec.exchanges]
+        clause = f" {f.clause}" if f.clause else ""
+        lines.append(f"  [{f.check}{clause}] {f.message}")
+        if f.expected is not None or f.actual is not None:
+            lines += _block("expected", f.expected) + _block("actual  ", f.actual)
+    if result.reproduce:
+        lines += ["", "Reproduce with:", f"  {result.reproduce}"]
+    return "\n".join(lines)

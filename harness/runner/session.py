@@ -1,0 +1,101 @@
+"""A harness session: Postgres, the target and an event loop, for many scenarios.
+
+Started lazily by the first scenario, closed once at the end, on failure and
+on Ctrl-C alike. Scenarios run one after another on one event loop, so the
+backend's connection pool lives as long as the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from harness.config import RunConfig
+from harness.db import Database, provision
+from harness.errors import HarnessError, InternalError
+from harness.runner.result import ScenarioResult
+from harness.runner.run import RunContext, ScenarioRun
+from harness.scenario.load import Scenario
+from harness.targets import Target
+
+
+class Harness:
+    def __init__(self, config: RunConfig, *, db: Database | None = None) -> None:
+        self.config = config
+        self._db = db
+        self._owns_db = db is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.target: Target | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise InternalError("the harness session is not started")
+        return self._db
+
+    def start(self) -> None:
+        if self.target is not None:
+            return
+        try:
+            if self._db is None:
+                self._db = provision(self.config.db, url=self.config.db_url,
+                                     image=self.config.db_image)
+            self._db.apply_schema(self.config.schema)
+            self._loop = asyncio.new_event_loop()
+            self.target = self._loop.run_until_complete(self._start_target())
+        except BaseException:
+            self.close()
+            raise
+
+    async def _start_target(self) -> Target:
+        from harness.targets import inprocess
+
+        self._stack = contextlib.AsyncExitStack()
+        return await self._stack.enter_async_context(
+            inprocess.reference(
+                self.db, jwt_secret=self.config.jwt_secret, mutants=self.config.mutants,
+                provider_timeout_ms=self.config.provider_timeout_ms,
+            )
+        )
+
+    def run(self, scenario: Scenario, *, reproduce: str = "") -> ScenarioResult:
+        self.start()
+        assert self._loop is not None and self.target is not None
+        self.db.reset()
+        ctx = RunContext(
+            client=self.target.client, provider=self.target.provider, db=self.db,
+            jwt_secret=self.config.jwt_secret, target=self.target.name,
+            provider_timeout_ms=self.target.provider_timeout_ms,
+            request_timeout_s=self.config.request_timeout_s,
+            fixtures_dir=self.config.fixtures, reproduce=reproduce,
+        )
+        return self._loop.run_until_complete(ScenarioRun(scenario, ctx).execute())
+
+    def close(self) -> None:
+        """Stop the target, the loop and (if ours) the database. Safe to call twice."""
+        loop, self._loop = self._loop, None
+        stack, self._stack = self._stack, None
+        self.target = None
+        try:
+            if loop is not None:
+                if stack is not None:
+                    with contextlib.suppress(Exception):
+                        loop.run_until_complete(stack.aclose())
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+        finally:
+            if self._owns_db and self._db is not None:
+                db, self._db = self._db, None
+                db.close()
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["Harness", "HarnessError"]

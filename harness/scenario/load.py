@@ -1,0 +1,261 @@
+"""From a YAML file to runnable :class:`Scenario` objects, or a precise error.
+
+Every error names the file, the 1-based line, the key (as a path such as
+``steps[3].provider.status``), what was expected and what came, and ends with
+a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import Location, ScenarioError
+from harness.scenario import yamlsource
+from harness.scenario.model import (
+    HTTP_METHODS,
+    STEP_KINDS,
+    ClientOptions,
+    Header,
+    HttpStep,
+    Step,
+)
+
+CLAUSE_ID = re.compile(r"^C-[A-Z]+-\d+$")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One runnable scenario (one matrix combination of one file)."""
+
+    name: str
+    file: Path
+    display: str  # the file as the user named it, for messages
+    header: Header
+    steps: tuple[Step, ...]
+    step_lines: tuple[int, ...]
+    client: ClientOptions
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        if not self.params:
+            return self.name
+        inner = ",".join(f"{k}={json.dumps(v)}" for k, v in self.params.items())
+        return f"{self.name}[{inner}]"
+
+    def check_enabled(self, name: str) -> bool:
+        return self.header.checks.get(name, True)  # type: ignore[call-overload]
+
+    def location(self, step: int | None = None) -> Location:
+        line = self.step_lines[step] if step is not None else 0
+        return Location(self.display, line)
+
+
+# -- error mapping -----------------------------------------------------------
+
+
+def _walk(node: Any, loc: tuple[Any, ...], prefix: str) -> tuple[int, Any, str]:
+    """Follow ``loc`` into the YAML nodes: the best line, the value, the key path.
+
+    pydantic puts union member names ("str", "list[...]") into ``loc``; parts
+    that are not in the YAML are skipped, except a last one (a missing key).
+    """
+    line = getattr(node, "line", 0)
+    current: Any = node
+    path = prefix
+    for i, part in enumerate(loc):
+        if isinstance(current, yamlsource.Node) and part in current:
+            line = current.line_of(part)
+            current = current[part]
+            path = f"{path}.{part}" if path else str(part)
+        elif isinstance(current, yamlsource.NodeList) and isinstance(part, int):
+            line = current.line_of(part)
+            current = current[part] if part < len(current) else None
+            path = f"{path}[{part}]"
+        elif (i == len(loc) - 1 and isinstance(current, dict) and isinstance(part, str)
+              and part.isidentifier()):
+            path = f"{path}.{part}" if path else part
+    return line, current, path
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    names: list[str] = []
+    for name, info in model.model_fields.items():
+        names.append(info.alias or name)
+    return names
+
+
+def _all_keys(model: type[BaseModel]) -> list[str]:
+    """Every key any nested model accepts, for did-you-mean."""
+    from harness.scenario import model as m
+
+    keys: set[str] = set()
+    for cls in (model, m.ProviderAnswer, m.Expect, m.ClientOptions):
+        keys.update(_field_names(cls))
+    return sorted(keys)
+
+
+def _raise_validation(
+    exc: ValidationError, node: Any, *, display: str, prefix: str, model: type[BaseModel],
+    fallback_line: int,
+) -> None:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    line, value, key = _walk(node, loc, prefix)
+    line = line or fallback_line
+    location = Location(display, line)
+    if kind == "extra_forbidden":
+        bad = str(loc[-1])
+        close = difflib.get_close_matches(bad, _all_keys(model), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else (
+            f"allowed keys here: {', '.join(_field_names(model))}"
+        )
+        raise ScenarioError("unknown key", location=location, key=key, hint=hint)
+    if kind == "missing":
+        raise ScenarioError(
+            "required key is missing", location=location, key=key,
+            hint=f"add '{loc[-1]}:' here",
+        )
+    msg = err["msg"]
+    expected = msg.removeprefix("Input should be ").removeprefix("Value error, ")
+    if kind == "value_error":
+        raise ScenarioError(expected, location=location, key=key or None,
+                            hint="see the scenario reference in README.md")
+    got = err.get("input", value)
+    raise ScenarioError(
+        f"expected {expected}, got {got!r} ({type(got).__name__})",
+        location=location, key=key,
+        hint="write numbers and true/false without quotes" if isinstance(got, str)
+        else "quote the value to make it a string" if "string" in expected
+        else "see the scenario reference in README.md",
+    )
+
+
+def _validate(model: type[BaseModel], node: Any, *, display: str, prefix: str,
+              fallback_line: int) -> Any:
+    try:
+        return model.model_validate(node)
+    except ValidationError as exc:
+        _raise_validation(exc, node, display=display, prefix=prefix, model=model,
+                          fallback_line=fallback_line)
+        raise AssertionError("unreachable") from None
+
+
+# -- steps -------------------------------------------------------------------
+
+
+def _step(raw: Any, index: int, line: int, display: str) -> Step:
+    key = f"steps[{index}]"
+    loc = Location(display, line)
+    if isinstance(raw, str) and raw in STEP_KINDS:
+        raw = {raw: None}
+    if not isinstance(raw, dict):
+        raise ScenarioError(
+            f"expected a step (a mapping such as 'chat: hello'), got {raw!r}",
+            location=loc, key=key, hint=f"a step starts with one of: {', '.join(STEP_KINDS)}",
+        )
+    kinds = [k for k in STEP_KINDS if k in raw]
+    if len(kinds) != 1:
+        if kinds:
+            raise ScenarioError(
+                f"a step has exactly one kind, this one has {', '.join(kinds)}",
+                location=loc, key=key, hint="split it into several steps",
+            )
+        first = next(iter(raw), "")
+        close = difflib.get_close_matches(str(first), list(STEP_KINDS), n=1, cutoff=0.5)
+        raise ScenarioError(
+            f"unknown step kind {first!r}",
+            location=loc, key=key,
+            hint=(f"did you mean '{close[0]}'? " if close else "")
+            + f"a step starts with one of: {', '.join(STEP_KINDS)}",
+        )
+    model = STEP_KINDS[kinds[0]]
+    step = _validate(model, raw, display=display, prefix=key, fallback_line=line)
+    if isinstance(step, HttpStep):
+        method, _, target = step.http.partition(" ")
+        if method not in HTTP_METHODS or not target.startswith("/"):
+            line_http = raw.line_of("http") if isinstance(raw, yamlsource.Node) else line
+            raise ScenarioError(
+                f"expected 'METHOD /path', got {step.http!r}",
+                location=Location(display, line_http), key=f"{key}.http",
+                hint="e.g. 'POST /api/chat/messages'",
+            )
+    return step  # type: ignore[no-any-return]
+
+
+# -- files -------------------------------------------------------------------
+
+
+def load_file(path: Path, *, display: str | None = None) -> list[Scenario]:
+    """Load ``path`` and expand its matrix into scenarios."""
+    shown = display or str(path)
+    doc = yamlsource.load(path, display=shown)
+    if not isinstance(doc, yamlsource.Node):
+        raise ScenarioError(
+            "a scenario file holds one mapping (name, covers, steps, ...)",
+            location=Location(shown, getattr(doc, "line", 1) or 1),
+            hint="start the file with 'name:' and 'steps:'",
+        )
+    header: Header = _validate(Header, doc, display=shown, prefix="", fallback_line=1)
+    for i, clause in enumerate(header.covers):
+        if not CLAUSE_ID.match(clause):
+            covers = doc["covers"]
+            raise ScenarioError(
+                f"expected a clause id such as C-MSG-2, got {clause!r}",
+                location=Location(shown, covers.line_of(i)), key=f"covers[{i}]",
+                hint="clause ids are listed in the contract (chat-harness coverage)",
+            )
+    raw_steps = doc["steps"]
+    if not raw_steps:
+        raise ScenarioError(
+            "a scenario needs at least one step",
+            location=Location(shown, doc.line_of("steps")), key="steps",
+            hint="add e.g. '- chat: hello'",
+        )
+    steps: list[Step] = []
+    lines: list[int] = []
+    for i, raw in enumerate(raw_steps):
+        line = raw_steps.line_of(i)
+        steps.append(_step(raw, i, line, shown))
+        lines.append(line)
+    name = header.name or path.stem
+    combos: list[dict[str, Any]] = [{}]
+    if header.matrix:
+        keys = list(header.matrix)
+        for key in keys:
+            if not header.matrix[key]:
+                raise ScenarioError(
+                    "a matrix entry needs at least one value",
+                    location=Location(shown, doc["matrix"].line_of(key)), key=f"matrix.{key}",
+                )
+        combos = [dict(zip(keys, values, strict=True))
+                  for values in itertools.product(*(header.matrix[k] for k in keys))]
+    out = []
+    for params in combos:
+        client_raw = {**header.client.model_dump(), **params}
+        client = _validate(ClientOptions, client_raw, display=shown, prefix="matrix",
+                           fallback_line=doc.line_of("matrix"))
+        out.append(Scenario(name=name, file=path, display=shown, header=header,
+                            steps=tuple(steps), step_lines=tuple(lines), client=client,
+                            params=params))
+    return out
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Scenario files under ``paths`` (files as given, folders searched), sorted."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
+        else:
+            found.append(p)
+    return found

@@ -1,0 +1,64 @@
+"""``${name}`` substitution in scenario values, and dotted paths into JSON."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from harness.errors import Location, ScenarioError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+_MISSING = object()
+
+
+def render(value: Any, variables: Mapping[str, Any], *, location: Location, key: str) -> Any:
+    """Substitute variables in every string inside ``value``.
+
+    A string that is exactly ``${name}`` takes the variable's value as is (a
+    number stays a number); inside longer text it is formatted as text.
+    """
+    if isinstance(value, str):
+        whole = _VAR.fullmatch(value)
+        if whole:
+            return _lookup(whole.group(1), variables, location, key)
+        return _VAR.sub(lambda m: str(_lookup(m.group(1), variables, location, key)), value)
+    if isinstance(value, dict):
+        return {k: render(v, variables, location=location, key=f"{key}.{k}")
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, variables, location=location, key=f"{key}[{i}]")
+                for i, v in enumerate(value)]
+    return value
+
+
+def _lookup(name: str, variables: Mapping[str, Any], location: Location, key: str) -> Any:
+    if name in variables:
+        return variables[name]
+    known = ", ".join(sorted(variables)) or "none yet"
+    raise ScenarioError(
+        f"unknown variable ${{{name}}}",
+        location=location, key=key,
+        hint=f"capture it in an earlier step (capture: {{{name}: data.request_id}}); "
+        f"known: {known}",
+    )
+
+
+def dig(document: Any, path: str) -> Any:
+    """``data.items[0].id`` inside parsed JSON; returns ``_MISSING`` if absent."""
+    current = document
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(current, list) or index >= len(current):
+                return _MISSING
+            current = current[index]
+        elif isinstance(current, dict) and part in current:
+            current = current[part]
+        else:
+            return _MISSING
+    return current
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING

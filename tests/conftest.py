@@ -1,0 +1,34 @@
+"""Fixtures for the harness's own tests: one real PostgreSQL for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.config import RunConfig
+from harness.db import Database, provision
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[Database]:
+    """An embedded server (or CHAT_HARNESS_DATABASE_URL's), schema applied."""
+    url = os.environ.get("CHAT_HARNESS_DATABASE_URL")
+    db = provision("url" if url else "embedded", url=url)
+    try:
+        db.apply_schema(ROOT / "fixtures" / "schema.sql")
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def config() -> RunConfig:
+    return RunConfig(fixtures=ROOT / "fixtures")

@@ -1,0 +1,74 @@
+"""Fixtures for the reference backend's own tests: a real embedded PostgreSQL, a scripted provider.
+
+Async tests run on anyio's pytest plugin (installed with httpx/starlette), so
+no extra test dependency is needed; every test module sets `pytestmark`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    # The package is not installed in the venv; make `import harness` work
+    # whatever directory pytest is started from.
+    sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+from refkit import Api, FakeProvider, backend  # noqa: E402
+
+SCHEMA = REPO / "fixtures" / "schema.sql"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One embedded PostgreSQL for the whole run, with the harness schema applied."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        # As root, pgserver runs postgres as its own user and needs a private
+        # runtime dir.
+        runtime_dir = tempfile.mkdtemp(prefix="xdg-")
+        os.chmod(runtime_dir, 0o700)
+        os.environ["XDG_RUNTIME_DIR"] = runtime_dir
+    import pgserver  # imported late: it reads XDG_RUNTIME_DIR
+
+    data_dir = Path(tempfile.mkdtemp(prefix="chat-harness-ref-pg-")) / "data"
+    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    url = server.get_uri()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SCHEMA.read_text())  # type: ignore[call-overload]
+    try:
+        yield url
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def db(pg_url: str) -> str:
+    """The database URL, with both tables emptied first."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM chat_messages")
+        conn.execute("DELETE FROM chat_sessions")
+    return pg_url
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+async def api(db: str, provider: FakeProvider) -> AsyncIterator[Api]:
+    """The correct backend, lifespan entered, driven in-process."""
+    async with backend(db, provider) as client:
+        yield client
