@@ -7,6 +7,7 @@ reference backend does not import them (two implementations, one contract).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -119,29 +120,71 @@ _STATUS_CODES = {
 }
 
 
-def expected_outcome(answers: list[Answer], *, timeout_ms: int) -> tuple[int, str | None] | None:
-    """C-CHAT-3/5: the status and error code for a scripted run of answers.
+def map_provider_status(status: int) -> tuple[int, str]:
+    """C-CHAT-5: a provider status (or an error chunk's code) as the backend answers it."""
+    return _STATUS_CODES.get(status, (502, "bad_gateway"))
 
-    ``None`` where the answers alone do not decide it (raw bodies).
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a correct backend answers: the HTTP status and code, and for a
+    stream that started, the ``__STREAM_ERROR__`` code (None: completed)."""
+
+    status: int
+    code: str | None = None
+    stream_error: str | None = None
+
+
+def expected_outcome(answers: list[Answer], *, timeout_ms: int, stream: bool = False
+                     ) -> Outcome | None:
+    """C-CHAT-3/5, C-STREAM-2/3: the answer to a scripted run of provider answers.
+
+    ``None`` where the answers alone do not decide it (raw bodies, or cases the
+    contract leaves open, such as an error chunk with a retryable code).
     """
     retries = 0
     for answer in answers:
         if answer.delay_ms >= timeout_ms:
-            return 504, "gateway_timeout"
+            return Outcome(504, "gateway_timeout")
         if isinstance(answer, Reply):
-            if not answer.content.strip():
-                return 502, "bad_gateway"
-            return 200, None
+            return _reply_outcome(answer, timeout_ms=timeout_ms, stream=stream)
         if isinstance(answer, RawAnswer):
             return None
         assert isinstance(answer, ErrorAnswer)
         if answer.status in _STATUS_CODES:
-            return _STATUS_CODES[answer.status]
+            return Outcome(*_STATUS_CODES[answer.status])
         if answer.status >= 500 and retries < MAX_RETRIES:
             retries += 1
             continue
-        return 502, "bad_gateway"
+        return Outcome(502, "bad_gateway")
     if not answers:
         return None
     # Answers ran out while retrying: the next calls are unscripted (5xx).
-    return 502, "bad_gateway"
+    return Outcome(502, "bad_gateway")
+
+
+def _reply_outcome(answer: Reply, *, timeout_ms: int, stream: bool) -> Outcome | None:
+    if not answer.content.strip():
+        return Outcome(502, "bad_gateway")
+    if not stream:
+        return Outcome(200)
+    chunks = max(1, math.ceil(len(answer.content) / max(1, answer.chunk_chars)))
+    first_gap = answer.first_gap_ms if answer.first_gap_ms is not None else answer.gap_ms
+    if first_gap >= timeout_ms:
+        return Outcome(504, "gateway_timeout")
+    if answer.error_after == 0 or answer.cut_after == 0:
+        return None  # before the first token: mapped and maybe retried; say it in expect
+    events = []  # (chunk index at which it happens, stream error code)
+    if answer.error_after is not None and answer.error_after < chunks:
+        events.append((answer.error_after, map_provider_status(answer.error_code)[1]))
+    if answer.cut_after is not None and answer.cut_after < chunks:
+        events.append((answer.cut_after, "bad_gateway"))
+    if answer.gap_ms >= timeout_ms and chunks > 1:
+        events.append((1, "gateway_timeout"))
+    if events:
+        return Outcome(200, None, min(events)[1])
+    if answer.cut_after is not None:
+        # every text chunk went out, then the cut: complete only if a
+        # finish_reason was seen, and it comes after the text: a cut.
+        return Outcome(200, None, "bad_gateway")
+    return Outcome(200)

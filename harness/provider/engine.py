@@ -29,6 +29,16 @@ class Reply:
     usage: Mapping[str, int] | None = None  # default: counted from the texts
     omit_usage: bool = False  # an answer without "usage" (C-CHAT-4)
     delay_ms: int = 0
+    # -- how a streamed answer (``"stream": true``) is sent ---------------
+    chunk_chars: int = 12  # text per chunk
+    gap_ms: int = 0  # between chunks (slow drip; beyond the timeout: a gap)
+    first_gap_ms: int | None = None  # before the first token, if not gap_ms
+    processing: int = 1  # ": OPENROUTER PROCESSING" comment lines first
+    cut_after: int | None = None  # drop the connection after N text chunks
+    error_after: int | None = None  # an error chunk after N text chunks ...
+    error_code: int = 502  # ... with this error.code
+    error_message: str = "Provider error"
+    done: bool = True  # end with "data: [DONE]"
 
 
 @dataclass(frozen=True)
@@ -59,12 +69,19 @@ Answer = Reply | ErrorAnswer | RawAnswer
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A transport-neutral response: wait ``delay_s``, then answer."""
+    """A transport-neutral response: wait ``delay_s``, then answer.
+
+    A streamed answer has ``chunks``: (seconds to wait, bytes to send) in
+    order; ``cut`` drops the connection after the last one instead of ending
+    the body cleanly.
+    """
 
     status: int
     headers: dict[str, str]
     body: bytes
     delay_s: float = 0.0
+    chunks: tuple[tuple[float, bytes], ...] | None = None
+    cut: bool = False
 
 
 @dataclass
@@ -89,6 +106,7 @@ class ProviderCall:
         return self.body.get("messages") if isinstance(self.body, dict) else None
 
 
+_SSE = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 UNSCRIPTED_STATUS = 599  # never a status a real provider sends: easy to spot in reports
 
 
@@ -180,6 +198,9 @@ class ScriptedProvider:
 
     def _render(self, answer: Answer, call: ProviderCall) -> Outgoing:
         delay = answer.delay_ms / 1000
+        streamed = isinstance(call.body, dict) and call.body.get("stream") is True
+        if isinstance(answer, Reply) and streamed:
+            return self._render_stream(answer, call)
         if isinstance(answer, Reply):
             n = next(self._ids)
             prompt = sum(
@@ -221,6 +242,63 @@ class ScriptedProvider:
             body=answer.body.encode(),
             delay_s=delay,
         )
+
+    def _render_stream(self, answer: Reply, call: ProviderCall) -> Outgoing:
+        """OpenRouter's SSE: comments, content chunks, usage chunk, ``[DONE]``."""
+        n = next(self._ids)
+        gen_id = answer.id or f"gen-{1755009000 + n}-harness{n:04d}"
+        model = answer.model or call.model or "unknown"
+        gap = answer.gap_ms / 1000
+        first_gap = (answer.first_gap_ms if answer.first_gap_ms is not None
+                     else answer.gap_ms) / 1000
+
+        def event(payload: Any) -> bytes:
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            return event({
+                "id": gen_id, "object": "chat.completion.chunk", "created": 1755009000 + n,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra,
+            })
+
+        text = answer.content
+        size = max(1, answer.chunk_chars)
+        pieces = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+        out: list[tuple[float, bytes]] = [
+            (0.0, b": OPENROUTER PROCESSING\n\n") for _ in range(answer.processing)
+        ]
+        for i, piece in enumerate(pieces):
+            if answer.cut_after is not None and i >= answer.cut_after:
+                return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000,
+                                chunks=tuple(out), cut=True)
+            if answer.error_after is not None and i >= answer.error_after:
+                out.append((gap if i else first_gap, chunk(
+                    {}, "error",
+                    error={"code": answer.error_code, "message": answer.error_message})))
+                return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000,
+                                chunks=tuple(out))
+            role = {"role": "assistant"} if i == 0 else {}
+            out.append((first_gap if i == 0 else gap, chunk({**role, "content": piece})))
+        if answer.cut_after is not None and answer.cut_after >= len(pieces):
+            return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000,
+                            chunks=tuple(out), cut=True)
+        prompt = sum(_count_tokens(str(m.get("content", ""))) for m in (call.messages or [])
+                     if isinstance(m, dict))
+        usage = dict(answer.usage) if answer.usage is not None else {
+            "prompt_tokens": prompt, "completion_tokens": _count_tokens(text),
+            "total_tokens": prompt + _count_tokens(text),
+        }
+        last: dict[str, Any] = {
+            "id": gen_id, "object": "chat.completion.chunk", "created": 1755009000 + n,
+            "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+        if not answer.omit_usage:
+            last["usage"] = usage
+        out.append((0.0, event(last)))
+        if answer.done:
+            out.append((0.0, b"data: [DONE]\n\n"))
+        return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000, chunks=tuple(out))
 
 
 def describe(answer: Answer) -> str:

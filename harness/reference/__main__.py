@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
 from harness.reference.app import create_app
 from harness.reference.settings import Settings
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def main() -> int:
@@ -27,6 +33,12 @@ def main() -> int:
     except ValueError as exc:
         print(f"chat-harness reference backend: {exc}", file=sys.stderr)
         return 2
+    # uvicorn captures SIGTERM/SIGINT, shuts down gracefully, then restores the
+    # previous handlers and re-raises the signal, which would end the process
+    # as "killed by SIGTERM". These handlers make that last step an exit 0 (and
+    # also cover a signal that arrives before uvicorn has installed its own).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     uvicorn.run(
         create_app(settings),
         host=os.environ.get("HOST", "127.0.0.1"),

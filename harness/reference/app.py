@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from harness.reference import chat, messages, sessions, store
+from harness.reference import chat, messages, sessions, store, streaming
 from harness.reference.errors import ApiError, ApiJSONResponse, install_error_handlers
 from harness.reference.mutants import build_strategies
 from harness.reference.provider import Provider
@@ -82,12 +82,15 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         default_response_class=ApiJSONResponse,
+        # "/api/chat/" is an unknown route (404), not a redirect to "/api/chat".
+        redirect_slashes=False,
     )
     # Settings are there before the lifespan runs: auth needs only the secret.
     app.state.settings = settings
     app.state.runtime = None
     install_error_handlers(app)
     app.include_router(chat.router)
+    app.include_router(streaming.router)
     app.include_router(messages.router)
     app.include_router(sessions.router)
 

@@ -9,7 +9,8 @@ from harness.runner.result import Failure, ScenarioResult
 
 # Within one step, the order in which a reader wants to see what went wrong:
 # what the answer said, then what it meant for pairing, then what broke later.
-_PHASE = {"expect": 0, "pairing": 1, "context": 2, "sync": 3, "provider_script": 4}
+_PHASE = {"expect": 0, "stream": 1, "pairing": 2, "context": 3, "sync": 4,
+          "provider_script": 5, "db": 6}
 
 
 def _sort_key(item: tuple[int, Failure]) -> tuple[int, int, int]:

@@ -31,6 +31,10 @@ class Clock:
         self.now = self.now + self.tick
         return self.now
 
+    def set(self, when: datetime) -> None:
+        """Jump to ``when`` (a step's ``at:``); later events tick on from there."""
+        self.now = when
+
 
 @dataclass
 class Sync:
@@ -81,8 +85,9 @@ class ChatClient:
         ms = int(ts.timestamp() * 1000)
         return f"msg_{ms}_{''.join(self.rng.choice(_ALPHABET) for _ in range(9))}"
 
-    def user_message(self, text: str, model: str, step: int) -> dict[str, Any]:
-        ts = self.clock.next()
+    def user_message(self, text: str, model: str, step: int, *, tick: bool = True
+                     ) -> dict[str, Any]:
+        ts = self.clock.next() if tick else self.clock.now
         msg = {
             "id": self.new_id(ts),
             "content": text,
@@ -111,13 +116,15 @@ class ChatClient:
                 return m
         return None
 
-    def on_success(self, data: dict[str, Any], step: int) -> tuple[dict[str, Any], list[Any]]:
+    def on_success(self, data: dict[str, Any], step: int, *, clear_error: bool = False
+                   ) -> tuple[dict[str, Any], list[Any]]:
         """Pair the answer with ``request_id`` as the seed's client does.
 
         Returns the assistant message and the batch to sync: the user message
         that ``request_id`` names (with its prompt tokens) and the answer.
         """
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        raw_usage = data.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         request_id = data.get("request_id")
         ts = self.clock.next()
         assistant = {
@@ -141,6 +148,9 @@ class ChatClient:
         batch: list[Any] = []
         if paired is not None:
             paired["input_tokens"] = _int(usage.get("prompt_tokens"))
+            if clear_error:  # a successful retry under the same id (C-MSG-5)
+                paired["error"] = False
+                paired.pop("error_message", None)
             batch.append(copy.deepcopy(paired))
         batch.append(copy.deepcopy(assistant))
         return assistant, batch

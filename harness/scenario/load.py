@@ -25,8 +25,12 @@ from harness.scenario.model import (
     ClientOptions,
     Header,
     HttpStep,
+    ParallelStep,
+    ResyncStep,
     Step,
 )
+
+PARALLEL_KINDS = (HttpStep, ResyncStep)
 
 CLAUSE_ID = re.compile(r"^C-[A-Z]+-\d+$")
 
@@ -52,7 +56,7 @@ class Scenario:
         return f"{self.name}[{inner}]"
 
     def check_enabled(self, name: str) -> bool:
-        return self.header.checks.get(name, True)  # type: ignore[call-overload]
+        return self.header.checks.get(name, True)
 
     def location(self, step: int | None = None) -> Location:
         line = self.step_lines[step] if step is not None else 0
@@ -153,8 +157,8 @@ def _validate(model: type[BaseModel], node: Any, *, display: str, prefix: str,
 # -- steps -------------------------------------------------------------------
 
 
-def _step(raw: Any, index: int, line: int, display: str) -> Step:
-    key = f"steps[{index}]"
+def _step(raw: Any, index: int, line: int, display: str, *, prefix: str | None = None) -> Step:
+    key = prefix or f"steps[{index}]"
     loc = Location(display, line)
     if isinstance(raw, str) and raw in STEP_KINDS:
         raw = {raw: None}
@@ -180,6 +184,24 @@ def _step(raw: Any, index: int, line: int, display: str) -> Step:
         )
     model = STEP_KINDS[kinds[0]]
     step = _validate(model, raw, display=display, prefix=key, fallback_line=line)
+    if isinstance(step, ParallelStep):
+        items = raw["parallel"]
+        if not isinstance(items, yamlsource.NodeList) or len(items) < 2:
+            raise ScenarioError(
+                "expected a list of at least two steps to send at once",
+                location=loc, key=f"{key}.parallel", hint="e.g. two 'http:' steps",
+            )
+        subs = []
+        for j, item in enumerate(items):
+            sub_step = _step(item, index, items.line_of(j), display, prefix=f"{key}.parallel[{j}]")
+            if not isinstance(sub_step, PARALLEL_KINDS):
+                raise ScenarioError(
+                    f"a {sub_step.kind} step cannot run in parallel",
+                    location=Location(display, items.line_of(j)), key=f"{key}.parallel[{j}]",
+                    hint="parallel takes http and resync steps",
+                )
+            subs.append(sub_step)
+        step = step.model_copy(update={"parsed": tuple(subs)})
     if isinstance(step, HttpStep):
         method, _, target = step.http.partition(" ")
         if method not in HTTP_METHODS or not target.startswith("/"):
@@ -189,7 +211,7 @@ def _step(raw: Any, index: int, line: int, display: str) -> Step:
                 location=Location(display, line_http), key=f"{key}.http",
                 hint="e.g. 'POST /api/chat/messages'",
             )
-    return step  # type: ignore[no-any-return]
+    return step
 
 
 # -- files -------------------------------------------------------------------

@@ -19,6 +19,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
 
 
+class StreamError(_Strict):
+    """A mid-stream error chunk: ``{"error": {"code", "message"}}``, finish_reason error."""
+
+    after: int = Field(default=1, ge=0)  # text chunks sent before it
+    code: int = Field(default=502, ge=100, le=599)
+    message: str = "Provider error"
+
+
 class ProviderAnswer(_Strict):
     """One planned provider answer: ``reply:``, ``status:`` or ``raw:``."""
 
@@ -34,6 +42,15 @@ class ProviderAnswer(_Strict):
     model: str | None = None
     for_model: str | None = None
     delay_ms: int = Field(default=0, ge=0, le=600_000)
+    timeout: bool = False  # answer only after the backend's PROVIDER_TIMEOUT_MS
+    # streamed answers (the backend asked with "stream": true)
+    chunk_chars: int = Field(default=12, ge=1)
+    gap_ms: int = Field(default=0, ge=0, le=600_000)
+    first_gap_ms: int | None = Field(default=None, ge=0, le=600_000)
+    processing: int = Field(default=1, ge=0, le=100)
+    cut_after: int | None = Field(default=None, ge=0)
+    stream_error: StreamError | None = None
+    done: bool = True
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProviderAnswer:
@@ -49,22 +66,37 @@ class ProviderAnswer(_Strict):
             raise ValueError("'reply' is a 200 answer; use 'status' with 'error' for a failure")
         return self
 
-    def to_answer(self) -> Answer:
+    def to_answer(self, timeout_ms: int = 30_000) -> Answer:
+        """The engine's answer; ``timeout: true`` waits past ``timeout_ms``."""
+        delay = max(self.delay_ms, timeout_ms + 500) if self.timeout else self.delay_ms
         if self.reply is not None:
+            err = self.stream_error
             return Reply(
                 content=self.reply, model=self.model, id=self.id, usage=self.usage,
-                omit_usage=self.no_usage, delay_ms=self.delay_ms,
+                omit_usage=self.no_usage, delay_ms=delay, chunk_chars=self.chunk_chars,
+                gap_ms=self.gap_ms, first_gap_ms=self.first_gap_ms, processing=self.processing,
+                cut_after=self.cut_after, error_after=err.after if err else None,
+                error_code=err.code if err else 502,
+                error_message=err.message if err else "Provider error", done=self.done,
             )
         if self.raw is not None:
             return RawAnswer(
-                status=self.status or 200, body=self.raw, headers=self.headers,
-                delay_ms=self.delay_ms,
+                status=self.status or 200, body=self.raw, headers=self.headers, delay_ms=delay,
             )
         assert self.status is not None
         return ErrorAnswer(
             status=self.status, message=self.error or "Provider error",
-            retry_after=self.retry_after, delay_ms=self.delay_ms,
+            retry_after=self.retry_after, delay_ms=delay,
         )
+
+
+class ProviderExpect(_Strict):
+    """What the backend must have sent the provider during the step."""
+
+    calls: int | None = Field(default=None, ge=0)
+    model: str | None = None  # of every call
+    messages: list[dict[str, Any]] | None = None  # of the last call, exactly
+    stream: bool | None = None  # of every call
 
 
 class Expect(_Strict):
@@ -73,6 +105,20 @@ class Expect(_Strict):
     status: int | Literal["2xx", "4xx", "5xx"] | list[int] | None = None
     body: Any = None  # a partial match: listed keys must be there with these values
     headers: dict[str, str] = Field(default_factory=dict)
+    provider: ProviderExpect | None = None
+    rows: list[dict[str, Any]] | None = None  # db steps: exactly these rows (partial per row)
+    row_count: int | None = Field(default=None, ge=0)  # db steps
+
+
+class Token(_Strict):
+    """A deliberately unusual token for the actor (C-AUTH-1 edge cases)."""
+
+    expired: bool = False
+    secret: str | None = None  # sign with another secret
+    alg: Literal["HS256", "HS384", "HS512", "none"] = "HS256"
+    sub: str | None = None  # another subject than the actor's UUID
+    no_exp: bool = False
+    raw: str | None = None  # send this exact string after "Bearer "
 
 
 ProviderPlan = ProviderAnswer | list[ProviderAnswer]
@@ -81,6 +127,7 @@ ProviderPlan = ProviderAnswer | list[ProviderAnswer]
 class _Step(_Strict):
     title: str | None = None
     actor: str = Field(default="alice", alias="as")
+    token: Token | None = None
     provider: ProviderPlan | None = None
     expect: Expect | None = None
     capture: dict[str, str] = Field(default_factory=dict)
@@ -98,6 +145,34 @@ class ChatStep(_Step):
     chat: str
     model: str | None = None
     current_message_id: bool | None = None
+    at: str | None = None  # the message's timestamp (ISO-8601); default: the scenario clock
+    sync: bool = True  # store the outcome with POST /api/chat/messages, as the app does
+
+
+class StreamStep(ChatStep):
+    """Like ``chat``, through ``POST /api/chat/stream``."""
+
+    kind: Literal["stream"] = "stream"  # type: ignore[assignment]
+    chat: str = ""
+    stream: str
+
+
+class RetryStep(_Step):
+    """Resend a failed message under its own id (C-MSG-5)."""
+
+    kind: Literal["retry"] = "retry"
+    retry: int | Literal["last"] = "last"  # the 1-based step that failed, or the last failure
+    model: str | None = None
+    streaming: bool = False
+    current_message_id: bool | None = None
+
+
+class DbStep(_Step):
+    """Query the harness's PostgreSQL; ``expect.rows`` / ``row_count`` judge the rows."""
+
+    kind: Literal["db"] = "db"
+    db: str
+    params: list[Any] = Field(default_factory=list)
 
 
 class ResyncStep(_Step):
@@ -125,9 +200,20 @@ class HttpStep(_Step):
         return self
 
 
-Step = ChatStep | ResyncStep | HttpStep
+class ParallelStep(_Step):
+    """Several steps sent at once (C-MSG-2 concurrency)."""
 
-STEP_KINDS: dict[str, type[_Step]] = {"chat": ChatStep, "resync": ResyncStep, "http": HttpStep}
+    kind: Literal["parallel"] = "parallel"
+    parallel: list[Any]
+    parsed: tuple[Any, ...] = ()
+
+
+Step = ChatStep | StreamStep | RetryStep | ResyncStep | HttpStep | DbStep | ParallelStep
+
+STEP_KINDS: dict[str, type[_Step]] = {
+    "chat": ChatStep, "stream": StreamStep, "retry": RetryStep, "resync": ResyncStep,
+    "http": HttpStep, "db": DbStep, "parallel": ParallelStep,
+}
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 CHECKS = ("pairing", "context", "order", "lost", "idempotent", "provider_script")

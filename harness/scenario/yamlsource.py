@@ -16,7 +16,7 @@ import yaml
 from harness.errors import Location, ScenarioError
 
 
-class Node(dict[str, Any]):
+class Node(dict[Any, Any]):
     """A mapping that remembers the lines of itself and of its keys."""
 
     line: int = 0
@@ -69,6 +69,12 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> NodeList:
     return out
 
 
+# Timestamps stay strings: they go into JSON bodies as sent, and the harness
+# parses them itself where it needs an instant.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 

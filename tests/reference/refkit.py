@@ -235,3 +235,72 @@ def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]
     assert isinstance(body["timestamp"], str), body
     assert response.headers.get("x-request-id"), dict(response.headers)
     return body
+
+
+# --- streaming provider replies ------------------------------------------------
+
+
+def token_chunk(
+    text: str | None = None,
+    *,
+    finish: str | None = None,
+    id: str = "gen-s",
+    model: str = "test/model-s",
+) -> dict[str, Any]:
+    delta = {"content": text} if text is not None else {}
+    return {
+        "id": id,
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def usage_chunk(prompt: int = 7, completion: int = 3, total: int = 10) -> dict[str, Any]:
+    return {
+        "id": "gen-s",
+        "model": "test/model-s",
+        "choices": [],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total},
+    }
+
+
+def error_chunk(code: int | str, message: str = "stream broke") -> dict[str, Any]:
+    return {
+        "id": "gen-s",
+        "error": {"code": code, "message": message},
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+    }
+
+
+def sse_bytes(*chunks: dict[str, Any], done: bool = True) -> bytes:
+    out = [b": OPENROUTER PROCESSING\n\n"]
+    out += [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks]
+    if done:
+        out.append(b"data: [DONE]\n\n")
+    return b"".join(out)
+
+
+def sse(*chunks: dict[str, Any], done: bool = True) -> httpx.Response:
+    return httpx.Response(
+        200, content=sse_bytes(*chunks, done=done), headers={"content-type": "text/event-stream"}
+    )
+
+
+def sse_then(chunks: list[dict[str, Any]], then: Exception | None) -> httpx.Response:
+    """Stream `chunks`, then raise `then` (a cut) or hang forever (a gap) when it is None."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse_bytes(*chunks, done=False)
+        if then is not None:
+            raise then
+        await asyncio.Event().wait()
+
+    return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+
+def split_stream(text: str) -> tuple[str, dict[str, Any]]:
+    """C-STREAM: `text, _, last = body.rpartition("\\n")`."""
+    streamed, _, last = text.rpartition("\n")
+    final: dict[str, Any] = json.loads(last)
+    return streamed, final

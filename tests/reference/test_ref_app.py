@@ -1,0 +1,100 @@
+"""Settings from the environment (C-RUN-1) and `python -m harness.reference` (C-RUN-2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness.reference import MUTANTS, Settings, create_app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_exported_names() -> None:
+    import harness.reference as reference
+
+    assert sorted(reference.__all__) == ["MUTANTS", "Settings", "create_app"]
+    assert callable(create_app) and MUTANTS
+
+
+def test_from_env_reads_the_contract_names() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://postgres@/chat?host=/tmp/x&port=5432",
+            "OPENROUTER_BASE_URL": "http://127.0.0.1:9100/api/v1/",
+            "OPENROUTER_API_KEY": "sk-1",
+            "JWT_SECRET": "s" * 40,
+            "PROVIDER_TIMEOUT_MS": "1500",
+            "CHAT_HARNESS_MUTANT": " request-id-first-match, insert-not-upsert ,",
+        }
+    )
+    assert settings.database_url.startswith("postgresql://postgres@/chat")
+    assert settings.completions_url == "http://127.0.0.1:9100/api/v1/chat/completions"
+    assert (settings.provider_api_key, settings.jwt_secret) == ("sk-1", "s" * 40)
+    assert settings.provider_timeout_ms == 1500
+    assert settings.mutants == {"request-id-first-match", "insert-not-upsert"}
+
+
+def test_from_env_defaults_and_errors() -> None:
+    base = {"DATABASE_URL": "postgresql://x", "OPENROUTER_BASE_URL": "http://p"}
+    settings = Settings.from_env(base)
+    assert settings.provider_timeout_ms == 30000 and settings.mutants == frozenset()
+    assert settings.provider_api_key == "test-key"
+    for broken in [
+        {},
+        {"DATABASE_URL": "postgresql://x"},
+        {**base, "PROVIDER_TIMEOUT_MS": "-1"},
+        {**base, "PROVIDER_TIMEOUT_MS": "soon"},
+        {**base, "CHAT_HARNESS_MUTANT": "x"},
+    ]:
+        with pytest.raises(ValueError):
+            Settings.from_env(broken)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_python_m_serves_and_stops_on_sigterm(db: str) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATABASE_URL": db,
+        "OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1",
+        "PYTHONPATH": str(REPO),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.reference"],
+        env=env,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        # Block on the server's own log instead of polling: it says when it listens.
+        for line in process.stderr:
+            if "Application startup complete" in line:
+                break
+        else:
+            pytest.fail(f"server exited early with {process.wait()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as reply:
+            assert json.load(reply) == {"status": "ok"}
+            assert reply.headers["x-request-id"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
