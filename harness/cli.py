@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from harness.errors import HarnessError
@@ -44,16 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db-url", default=None, metavar="URL")
     run.add_argument("--db-image", default=None, metavar="IMAGE")
     run.add_argument("--fixtures-dir", default=None, metavar="DIR")
+    cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "
+                         "exits 1 if a clause is uncovered")
+    cov.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
+    cov.add_argument("-v", "--verbose", action="store_true", help="name the scenarios")
     sub.add_parser("mutants-list", help="list the reference backend's mutants")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A shell without job control starts background jobs with SIGINT ignored;
+    # Ctrl-C / SIGINT must still stop the run cleanly, so take it back.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     try:
         if args.command == "run":
             return _run(args, rest)
+        if args.command == "coverage":
+            from pathlib import Path
+
+            from harness.coverage import coverage, render_coverage
+
+            report = coverage([Path(p) for p in args.paths or ["scenarios"]])
+            print(render_coverage(report, verbose=args.verbose))
+            return 0 if report.complete else 1
         if args.command == "mutants-list":
             from harness.reference.mutants import MUTANTS
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 _HARNESS = pytest.StashKey["Harness"]()
 _FATAL = pytest.StashKey[str]()
+_SCENARIOS = pytest.StashKey[list["Scenario"]]()
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -91,6 +92,20 @@ class ScenarioFailed(Exception):
     def __init__(self, result: ScenarioResult) -> None:
         super().__init__(result.scenario_id)
         self.result = result
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_SCENARIOS] = [i.scenario for i in items if isinstance(i, ScenarioItem)]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line at the end of every run: how much of the contract the run covered."""
+    scenarios = config.stash.get(_SCENARIOS, [])
+    if not scenarios:
+        return
+    from harness.coverage import coverage_of, summary_line
+
+    terminalreporter.write_line(summary_line(coverage_of(scenarios, strict=False)))
 
 
 def _harness(config: pytest.Config) -> Harness:

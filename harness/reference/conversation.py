@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.reference.errors import ApiError
+from harness.reference.errors import ApiError, quoted
 from harness.reference.models import ChatMessageIn, ChatRequest
 
 
@@ -44,7 +44,7 @@ def _by_current_message_id(request: ChatRequest) -> Trigger | None:
             return Trigger(wanted, i)
     raise ApiError(
         "unprocessable_entity",
-        f"current_message_id {wanted!r} names no user message in 'messages'",
+        f"current_message_id {quoted(wanted)} names no user message in 'messages'",
     )
 
 
@@ -72,10 +72,10 @@ def last_matching_user_message(request: ChatRequest) -> Trigger:
 
 
 def first_matching_user_message(request: ChatRequest) -> Trigger:
-    """Mutant `request-id-first-match`: the seed bug, the FIRST match by position."""
-    given = _by_current_message_id(request)
-    if given is not None:
-        return given
+    """Mutant `request-id-first-match`: the seed bug, the FIRST match by position.
+
+    Like the seed's backend, it never reads `current_message_id`.
+    """
     messages = request.messages or []
     if not messages:
         return Trigger(None, None)
@@ -87,10 +87,10 @@ def first_matching_user_message(request: ChatRequest) -> Trigger:
 
 
 def first_message(request: ChatRequest) -> Trigger:
-    """Mutant `request-id-first-message`: whatever comes first in `messages`."""
-    given = _by_current_message_id(request)
-    if given is not None:
-        return given
+    """Mutant `request-id-first-message`: whatever comes first in `messages`.
+
+    It never reads `current_message_id` either.
+    """
     messages = request.messages or []
     if not messages:
         return Trigger(None, None)

@@ -105,6 +105,11 @@ class ApiError(Exception):
         return ApiJSONResponse(self.body(), status_code=self.status, headers=all_headers)
 
 
+def quoted(value: str, limit: int = 80) -> str:
+    """`repr` of a client-sent value for an error message, cut to a readable length."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 class ApiJSONResponse(JSONResponse):
     """JSON that never fails to encode.
 

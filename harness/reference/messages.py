@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from harness.reference import store
 from harness.reference.auth import authenticate
 from harness.reference.conversation import chronological
-from harness.reference.errors import ApiError, ApiJSONResponse
+from harness.reference.errors import ApiError, ApiJSONResponse, quoted
 from harness.reference.items import message_item
 from harness.reference.models import (
     MAX_TITLE_CHARS,
@@ -34,7 +34,7 @@ TITLE_FROM_MESSAGE_CHARS = 50
 
 def session_not_found(session_id: str) -> ApiError:
     # The same answer for a foreign session as for a missing one (C-AUTH-2).
-    return ApiError("not_found", f"Session {session_id!r} not found")
+    return ApiError("not_found", f"Session {quoted(session_id)} not found")
 
 
 def explicit_title(title: str | None) -> str | None:
@@ -107,8 +107,9 @@ async def check_pairing(conn: store.Conn, session_id: str, batch: list[ChatMessa
     if missing:
         raise ApiError(
             "unprocessable_entity",
-            f"user_message_id {missing[0]!r} names no user message of session {session_id!r}",
-            details="Unpaired user_message_id: " + ", ".join(map(repr, missing[:20])),
+            f"user_message_id {quoted(missing[0])} names no user message of session "
+            f"{quoted(session_id)}",
+            details="Unpaired user_message_id: " + ", ".join(map(quoted, missing[:20])),
         )
 
 
@@ -134,7 +135,7 @@ async def prepare_session(
 def conflict(message_id: str) -> ApiError:
     return ApiError(
         "conflict",
-        f"Message id {message_id!r} is already stored in another session",
+        f"Message id {quoted(message_id)} is already stored in another session",
         details="Nothing of the batch was written.",
     )
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from harness.reference import store
 from harness.reference.auth import authenticate
-from harness.reference.errors import ApiError, ApiJSONResponse
+from harness.reference.errors import ApiError, ApiJSONResponse, quoted
 from harness.reference.items import session_item
 from harness.reference.messages import DEFAULT_TITLE, required_query, session_not_found
 from harness.reference.models import (
@@ -68,7 +68,7 @@ async def create_session(request: Request) -> JSONResponse:
         if session is None:
             return await store.insert_session(conn, body.id, user_id, title), True
         if session["user_id"] != user_id:
-            raise ApiError("conflict", f"Session id {body.id!r} is already taken")
+            raise ApiError("conflict", f"Session id {quoted(body.id)} is already taken")
         return session, False
 
     session, created = await store.in_transaction(rt.pool, work)

@@ -26,6 +26,8 @@ class Settings:
     database_timeout_ms: int = DEFAULT_DATABASE_TIMEOUT_MS
 
     def __post_init__(self) -> None:
+        # Accept any iterable of names (a list, a set) but keep the field hashable.
+        object.__setattr__(self, "mutants", frozenset(self.mutants))
         if not self.database_url:
             raise ValueError("Settings.database_url is empty (set DATABASE_URL)")
         if not self.provider_base_url:

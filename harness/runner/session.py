@@ -71,7 +71,16 @@ class Harness:
             request_timeout_s=self.config.request_timeout_s,
             fixtures_dir=self.config.fixtures, reproduce=reproduce,
         )
-        return self._loop.run_until_complete(ScenarioRun(scenario, ctx).execute())
+        task = self._loop.create_task(ScenarioRun(scenario, ctx).execute())
+        try:
+            return self._loop.run_until_complete(task)
+        except BaseException:
+            # Ctrl-C / SIGTERM mid-scenario: stop the scenario before the
+            # target is closed under it, so it ends quietly.
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(task)
+            raise
 
     def close(self) -> None:
         """Stop the target, the loop and (if ours) the database. Safe to call twice."""

@@ -7,6 +7,7 @@ no extra test dependency is needed; every test module sets `pytestmark`.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -36,21 +37,23 @@ def pg_url() -> Iterator[str]:
     """One embedded PostgreSQL for the whole run, with the harness schema applied."""
     if not os.environ.get("XDG_RUNTIME_DIR"):
         # As root, pgserver runs postgres as its own user and needs a private
-        # runtime dir.
-        runtime_dir = tempfile.mkdtemp(prefix="xdg-")
-        os.chmod(runtime_dir, 0o700)
-        os.environ["XDG_RUNTIME_DIR"] = runtime_dir
+        # runtime dir; one fixed folder, reused by every run.
+        runtime_dir = Path(tempfile.gettempdir()) / f"chat-harness-xdg-{os.getuid()}"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        runtime_dir.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
     import pgserver  # imported late: it reads XDG_RUNTIME_DIR
 
-    data_dir = Path(tempfile.mkdtemp(prefix="chat-harness-ref-pg-")) / "data"
-    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    parent = Path(tempfile.mkdtemp(prefix="chat-harness-ref-pg-"))
+    server = pgserver.get_server(parent / "data", cleanup_mode="delete")
     url = server.get_uri()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SCHEMA.read_text())  # type: ignore[call-overload]
+        conn.execute(SCHEMA.read_text())
     try:
         yield url
     finally:
         server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

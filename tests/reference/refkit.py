@@ -193,7 +193,7 @@ class Api:
             psycopg.connect(self.url, autocommit=True) as conn,
             conn.cursor(row_factory=dict_row) as cur,
         ):
-            cur.execute(sql, params)  # type: ignore[arg-type]
+            cur.execute(sql, params)
             return cur.fetchall()
 
 
@@ -304,3 +304,30 @@ def split_stream(text: str) -> tuple[str, dict[str, Any]]:
     streamed, _, last = text.rpartition("\n")
     final: dict[str, Any] = json.loads(last)
     return streamed, final
+
+
+# The conversation of the seed bug report, in the (wrong) order its client sent it.
+FAILED_ID = "msg_1755009345281_o2lvrl3ej"
+RESENT_ID = "msg_1755009408209_56vecnout"
+QUESTION = "what is amazon bedrock?"
+
+
+def seed_history() -> list[dict[str, Any]]:
+    return [
+        user_msg("msg_1755009248861_y1k1o9hyk", "List some LLM providers", 8.861),
+        user_msg("msg_1755009298667_s3mp33zjc", "alternatives to OpenRouter?", 58.667),
+        assistant_msg(
+            "msg_1755009254314_zh2xa9tuu",
+            "Here are some LLM providers",
+            14.314,
+            "msg_1755009248861_y1k1o9hyk",
+        ),
+        user_msg(FAILED_ID, QUESTION, 105.281, error=True, error_message="rate-limited"),
+        assistant_msg(
+            "msg_1755009304864_gm11ezryb",
+            "Alternatives to OpenRouter include",
+            64.864,
+            "msg_1755009298667_s3mp33zjc",
+        ),
+        user_msg(RESENT_ID, QUESTION, 168.209, originalModel="google/gemini-2.5-flash-lite"),
+    ]

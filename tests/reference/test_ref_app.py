@@ -83,9 +83,10 @@ def test_python_m_serves_and_stops_on_sigterm(db: str) -> None:
     )
     try:
         assert process.stderr is not None
-        # Block on the server's own log instead of polling: it says when it listens.
+        # Block on the server's own log instead of polling: it says when it listens
+        # ("Application startup complete" comes before the socket is bound).
         for line in process.stderr:
-            if "Application startup complete" in line:
+            if "Uvicorn running on" in line:
                 break
         else:
             pytest.fail(f"server exited early with {process.wait()}")

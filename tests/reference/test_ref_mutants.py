@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from refkit import BOB, FakeProvider, assistant_msg, backend, error_of, failure, user_msg
-from test_ref_chat import FAILED_ID, QUESTION, seed_history
+from refkit import (
+    BOB,
+    FAILED_ID,
+    QUESTION,
+    FakeProvider,
+    assistant_msg,
+    backend,
+    error_of,
+    failure,
+    seed_history,
+    user_msg,
+)
 
 from harness.reference import MUTANTS, Settings
 from harness.reference.mutants import Strategies, build_strategies

@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 from refkit import (
+    QUESTION,
+    RESENT_ID,
     Api,
     FakeProvider,
     backend,
@@ -15,6 +17,7 @@ from refkit import (
     error_of,
     failure,
     hang,
+    seed_history,
     split_stream,
     sse,
     sse_then,
@@ -22,7 +25,6 @@ from refkit import (
     usage_chunk,
     user_msg,
 )
-from test_ref_chat import QUESTION, RESENT_ID, seed_history
 
 pytestmark = pytest.mark.anyio
 

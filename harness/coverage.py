@@ -1,0 +1,187 @@
+"""Which scenarios cover which contract clause, and which clauses none covers.
+
+Scenarios name clause ids under ``covers:``; the contract
+(:mod:`harness.contract.clauses`) lists every id. A clause that no scenario
+covers is a hole in the suite, so the report names it; a ``covers:`` id that
+the contract does not know is a typo that would hide such a hole, so it is a
+:class:`~harness.errors.ScenarioError` (file, line, did-you-mean), never
+silently ignored.
+
+The report is data; :func:`render_coverage` and :func:`summary_line` turn it
+into text for ``chat-harness coverage`` and the end-of-run line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.contract.clauses import Clause, load_clauses
+from harness.errors import HarnessError, Location, ScenarioError
+from harness.scenario import yamlsource
+from harness.scenario.load import Scenario, discover, load_file
+
+_WHERE_IDS = "the clause ids are in harness/contract/CONTRACT.md (or run: chat-harness coverage)"
+
+
+@dataclass(frozen=True)
+class UnknownClause:
+    """A ``covers:`` entry that names no clause of the contract."""
+
+    clause: str
+    scenario: str
+    location: Location
+    key: str
+    suggestion: str | None = None
+
+    def error(self) -> ScenarioError:
+        """The error to show the user, with a did-you-mean when one is close."""
+        hint = f"did you mean {self.suggestion}? " if self.suggestion else ""
+        return ScenarioError(
+            f"{self.clause!r} is not a clause of the contract",
+            location=self.location, key=self.key, hint=hint + _WHERE_IDS,
+        )
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """Per clause (in contract order) the ids of the scenarios that cover it."""
+
+    clauses: tuple[Clause, ...]
+    by_clause: dict[str, tuple[str, ...]]
+    unknown: tuple[UnknownClause, ...] = field(default=())
+
+    @property
+    def uncovered(self) -> list[str]:
+        """Clause ids that no scenario covers, in contract order."""
+        return [c.id for c in self.clauses if not self.by_clause.get(c.id)]
+
+    @property
+    def covered_count(self) -> int:
+        return len(self.clauses) - len(self.uncovered)
+
+    @property
+    def complete(self) -> bool:
+        """True when every clause is covered and every named id exists (exit code 0)."""
+        return not self.uncovered and not self.unknown
+
+
+def _suggest(clause: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(clause, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _covers_line(scenario: Scenario, index: int, cache: dict[Path, object]) -> int:
+    """The 1-based line of ``covers[index]`` in the scenario's file, 0 if unknown.
+
+    :class:`Scenario` keeps no YAML positions for its header, so the file is
+    parsed again (once per file); it loaded a moment ago, so this succeeds.
+    """
+    if scenario.file not in cache:
+        try:
+            cache[scenario.file] = yamlsource.load(scenario.file, display=scenario.display)
+        except HarnessError:
+            cache[scenario.file] = None
+    doc = cache[scenario.file]
+    if isinstance(doc, yamlsource.Node):
+        covers = doc.get("covers")
+        if isinstance(covers, yamlsource.NodeList):
+            return covers.line_of(index)
+        return doc.line_of("covers")
+    return 0
+
+
+def coverage_of(scenarios: Iterable[Scenario], *, strict: bool = True) -> CoverageReport:
+    """The report for already loaded scenarios (e.g. the items pytest collected).
+
+    With ``strict`` (the default) an unknown clause id raises the
+    :class:`ScenarioError` of the first one; otherwise they are kept in
+    ``report.unknown`` so that a whole run can still end with its summary.
+    """
+    clauses = load_clauses()
+    known = [c.id for c in clauses]
+    by_clause: dict[str, list[str]] = {cid: [] for cid in known}
+    unknown: list[UnknownClause] = []
+    seen_unknown: set[tuple[Path, str]] = set()
+    lines: dict[Path, object] = {}
+    for scenario in scenarios:
+        named: set[str] = set()  # a clause listed twice by one scenario counts once
+        for index, clause in enumerate(scenario.header.covers):
+            if clause in named:
+                continue
+            named.add(clause)
+            if clause in by_clause:
+                by_clause[clause].append(scenario.id)
+            elif (scenario.file, clause) not in seen_unknown:  # once per file, not per combo
+                seen_unknown.add((scenario.file, clause))
+                line = _covers_line(scenario, index, lines)
+                unknown.append(UnknownClause(
+                    clause=clause, scenario=scenario.id,
+                    location=Location(scenario.display, line), key=f"covers[{index}]",
+                    suggestion=_suggest(clause, known),
+                ))
+    if strict and unknown:
+        error = unknown[0].error()
+        if len(unknown) > 1:
+            more = ", ".join(f"{u.clause} ({u.location})" for u in unknown[1:])
+            error.message += f"; more unknown clause ids: {more}"
+        raise error
+    return CoverageReport(
+        clauses=tuple(clauses),
+        by_clause={cid: tuple(ids) for cid, ids in by_clause.items()},
+        unknown=tuple(unknown),
+    )
+
+
+def coverage(scenario_paths: list[Path], *, strict: bool = True) -> CoverageReport:
+    """Load the scenario files under ``scenario_paths`` and report their coverage.
+
+    A broken scenario file raises its :class:`ScenarioError` (file, line,
+    hint), as when running it; so does an unknown clause id unless
+    ``strict=False``.
+    """
+    scenarios: list[Scenario] = []
+    for path in discover(scenario_paths):
+        scenarios.extend(load_file(path))
+    return coverage_of(scenarios, strict=strict)
+
+
+def summary_line(report: CoverageReport) -> str:
+    """One line: ``coverage: 12/32 clauses covered; uncovered: C-…, …``."""
+    line = f"coverage: {report.covered_count}/{len(report.clauses)} clauses covered"
+    if report.uncovered:
+        line += f"; uncovered: {', '.join(report.uncovered)}"
+    if report.unknown:
+        line += "; unknown: " + ", ".join(f"{u.clause} ({u.location})" for u in report.unknown)
+    return line
+
+
+def render_coverage(report: CoverageReport, *, verbose: bool) -> str:
+    """A table (clause, title, number of scenarios; their ids when ``verbose``), then the summary.
+
+    Unknown clause ids (only present when the report was made with
+    ``strict=False``) are listed between the table and the summary, with
+    their hints.
+    """
+    header = ("clause", "title", "scenarios")
+    rows = [(c.id, c.title, str(len(report.by_clause.get(c.id, ())))) for c in report.clauses]
+    w_id = max([len(header[0])] + [len(r[0]) for r in rows])
+    w_title = max([len(header[1])] + [len(r[1]) for r in rows])
+    w_count = len(header[2])
+
+    def line(cid: str, title: str, count: str, names: str = "") -> str:
+        text = f"{cid:<{w_id}}  {title:<{w_title}}  {count:>{w_count}}"
+        return f"{text}  {names}".rstrip() if names else text.rstrip()
+
+    out = [line(*header, "names" if verbose else "")]
+    for (cid, title, count), clause in zip(rows, report.clauses, strict=True):
+        names = ", ".join(report.by_clause.get(clause.id, ())) if verbose else ""
+        out.append(line(cid, title, count, names))
+    if report.unknown:
+        out.append("")
+        out.extend(u.error().render() for u in report.unknown)
+    out.append("")
+    out.append(summary_line(report))
+    return "\n".join(out)

@@ -1,0 +1,97 @@
+"""`chat-harness run` as users run it: a real process, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = "scenarios/seed/429-switch-model-resend.yaml"
+
+
+def _our_dirs(tmp: Path) -> set[Path]:
+    return set(tmp.glob("chat-harness-pg-*"))
+
+
+def _postgres_running(data_dir: Path) -> bool:
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    return any(str(data_dir) in line and "postgres" in line for line in out.splitlines())
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",
+            *args]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    """The run's own TMPDIR, so that what it leaves there is its own."""
+    env = dict(os.environ)
+    env.pop("CHAT_HARNESS_DATABASE_URL", None)
+    env["CHAT_HARNESS_DB"] = "embedded"
+    tmp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(tmp)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("mutants", "code"), [((), 0), (("request-id-first-match", "insert-not-upsert"), 1)],
+    ids=["passing", "failing"],
+)
+def test_a_run_stops_everything_it_started(
+    mutants: tuple[str, ...], code: int, tmp_path: Path
+) -> None:
+    tmp = tmp_path / "t"
+    args = ["run", SEED, "-q", "-p", "no:cacheprovider"]
+    for m in mutants:
+        args += ["--mutant", m]
+    proc = subprocess.run(_cli(*args), cwd=ROOT, capture_output=True, text=True,
+                          env=_env(tmp), timeout=180)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert ("2 passed" if code == 0 else "2 failed") in proc.stdout
+    assert list(tmp.iterdir()) == [], "the run left files behind"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: Path) -> None:
+    # A scenario whose provider answers slowly keeps the run busy long enough.
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "slow.yaml").write_text(
+        "name: slow\nmodel: m\nsteps:\n"
+        + "".join(f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: 400}}\n"
+                  for i in range(40))
+    )
+    tmp = tmp_path / "t"
+    proc = subprocess.Popen(
+        _cli("run", str(scenarios), "-q", "-p", "no:cacheprovider",
+             "--fixtures-dir", str(ROOT / "fixtures")),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(tmp),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        new: set[Path] = set()
+        while time.monotonic() < deadline and not new:
+            new = {d for d in _our_dirs(tmp) if (d / "postgres.log").exists()}
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)  # polling for the server folder, with a deadline
+        assert new, "the run never started its database"
+        (data_dir,) = new
+        # wait until the server answers (the run is then inside a scenario)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _postgres_running(data_dir):
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out
+    assert not data_dir.exists(), f"{data_dir} left behind\n{out.decode(errors='replace')}"
+    assert not _postgres_running(data_dir)
