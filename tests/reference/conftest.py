@@ -27,6 +27,13 @@ from refkit import Api, FakeProvider, backend  # noqa: E402
 SCHEMA = REPO / "fixtures" / "schema.sql"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # `chat-harness run` starts pytest with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1;
+    # these async tests still need anyio's plugin, so load it by hand.
+    if not config.pluginmanager.has_plugin("anyio"):
+        config.pluginmanager.import_plugin("anyio.pytest_plugin")
+
+
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
