@@ -77,6 +77,19 @@ def _load(tmp_path: Path, text: str) -> ScenarioError:
             "name: demo\nname: again\nsteps: [resync]\n", 2, None, ["duplicate key 'name'"],
             id="duplicate-key",
         ),
+        pytest.param(
+            GOOD_HEAD + "  - parallel:\n      - resync\n      - chat: hi\n", 6,
+            "steps[0].parallel[1]", ["a chat step cannot run in parallel"],
+            id="chat-in-parallel",
+        ),
+        pytest.param(
+            GOOD_HEAD + "  - parallel: [resync]\n", 4, "steps[0].parallel",
+            ["at least two steps"], id="parallel-of-one",
+        ),
+        pytest.param(
+            GOOD_HEAD + "  - chat: hi\n    token: {alg: RS256}\n", 5, "steps[0].token.alg",
+            ["expected"], id="bad-token-alg",
+        ),
     ],
 )
 def test_broken_scenario_names_place_and_expectation(
