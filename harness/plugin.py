@@ -8,7 +8,6 @@ costs other test suites nothing. Run state lives in ``config.stash``.
 from __future__ import annotations
 
 import contextlib
-import shlex
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from harness.scenario.load import Scenario
 
 _HARNESS = pytest.StashKey["Harness"]()
-_FATAL = pytest.StashKey[str]()
 _SCENARIOS = pytest.StashKey[list["Scenario"]]()
 SUFFIXES = (".yaml", ".yml")
 
@@ -109,8 +107,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def _harness(config: pytest.Config) -> Harness:
-    if _FATAL in config.stash:
-        pytest.exit(config.stash[_FATAL], returncode=3)
     if _HARNESS not in config.stash:
         from harness.config import RunConfig
         from harness.errors import HarnessError
@@ -126,21 +122,10 @@ def _harness(config: pytest.Config) -> Harness:
             config.add_cleanup(harness.close)
             harness.start()
         except HarnessError as exc:
-            config.stash[_FATAL] = f"chat-harness cannot run: {exc.render()}"
-            pytest.exit(config.stash[_FATAL], returncode=3)
+            # Nothing can run without the database or the target: stop the session.
+            pytest.exit(f"chat-harness cannot run: {exc.render()}", returncode=3)
         config.stash[_HARNESS] = harness
     return config.stash[_HARNESS]
-
-
-def reproduce_command(item: pytest.Item) -> str:
-    args = ["chat-harness", "run", item.nodeid]
-    for mutant in item.config.getoption("mutant") or []:
-        args += ["--mutant", mutant]
-    for opt in ("db", "db_url", "db_image", "target"):
-        value = item.config.getoption(opt)
-        if value:
-            args += [f"--{opt.replace('_', '-')}", value]
-    return shlex.join(args)
 
 
 class ScenarioItem(pytest.Item):
@@ -152,7 +137,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         harness = _harness(self.config)
-        result = harness.run(self.scenario, reproduce=reproduce_command(self))
+        result = harness.run(self.scenario)
         self.user_properties.append(("duration_s", round(result.duration_s, 4)))
         if not result.passed:
             raise ScenarioFailed(result)

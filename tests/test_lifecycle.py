@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,17 @@ def _our_dirs(tmp: Path) -> set[Path]:
 def _postgres_running(data_dir: Path) -> bool:
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     return any(str(data_dir) in line and "postgres" in line for line in out.splitlines())
+
+
+def _poll_until(predicate: Callable[[], Any], failure: str, deadline_s: float = 60) -> Any:
+    """Poll ``predicate`` until it is truthy; fail with ``failure`` at the deadline."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)  # the poll interval, not a wait standing in for an event
+    pytest.fail(failure)
 
 
 def _cli(*args: str) -> list[str]:
@@ -74,19 +87,13 @@ def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: 
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(tmp),
     )
     try:
-        deadline = time.monotonic() + 60
-        new: set[Path] = set()
-        while time.monotonic() < deadline and not new:
-            new = {d for d in _our_dirs(tmp) if (d / "postgres.log").exists()}
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)  # polling for the server folder, with a deadline
-        assert new, "the run never started its database"
-        (data_dir,) = new
-        # wait until the server answers (the run is then inside a scenario)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _postgres_running(data_dir):
-            time.sleep(0.05)
+        def started() -> set[Path]:
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            return {d for d in _our_dirs(tmp) if (d / "postgres.log").exists()}
+
+        (data_dir,) = _poll_until(started, "the run never started its database")
+        # once the server answers, the run is inside a scenario
+        _poll_until(lambda: _postgres_running(data_dir), "the database never came up")
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -81,5 +81,8 @@ def test_the_seeds_backend_shows_the_seeds_symptoms_in_order(
     assert failures[wrong_id].step == failures[sync_500].step == 3
     assert "500" in failures[sync_500].message
     assert "(the user message of step 4 'what is amazon bedrock?')" in failures[missing].message
-    text = render_failure(result)
-    assert "Reproduce with:" not in text or "chat-harness run" in text
+    assert render_failure(result).endswith(
+        "Reproduce with:\n  chat-harness run "
+        f"'{SEED}::{result.scenario_id}' "
+        "--mutant insert-not-upsert --mutant request-id-first-match"
+    )

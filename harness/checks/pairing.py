@@ -24,8 +24,8 @@ def _wanted_request_id(chat: Chat) -> tuple[bool, str | None]:
 
 async def check_request_ids(run: ScenarioRun, state: Snapshot) -> None:
     for chat in run.client.chats:
-        data = chat.response.get("data")
-        if chat.status != 200 or not isinstance(data, dict):
+        data = chat.data
+        if data is None:
             continue
         known, want = _wanted_request_id(chat)
         got = data.get("request_id")

@@ -31,10 +31,8 @@ async def check_idempotent(run: ScenarioRun, state: Snapshot) -> None:
     accepted = [s for s in run.client.syncs if s.accepted]
     if not accepted:
         return
-    before = {s: state.reads.get(s) for s in owners(run)}
-    for session in before:
-        if before[session] is None and session not in state.reads:
-            before[session] = await stored(run, state, session, owners(run)[session])
+    # what the earlier checks read (``stored`` reads only what they did not)
+    before = {s: await stored(run, state, s, actor) for s, actor in owners(run).items()}
     for label, order in (("again", accepted), ("in reverse order", accepted[::-1])):
         for sync in order:
             ex = await run.send(None, sync.actor, "POST", "/api/chat/messages",

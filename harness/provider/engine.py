@@ -95,6 +95,7 @@ class ProviderCall:
     headers: dict[str, str]
     body: Any  # the parsed JSON body, or the raw text when it was not JSON
     answer: str = ""  # a one-line description of what the engine answered
+    scripted: bool = True  # False: the scenario planned no answer for this call
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -186,6 +187,7 @@ class ScriptedProvider:
         answer = self._take(call.model)
         if answer is None:
             call.answer = f"{UNSCRIPTED_STATUS} (no answer planned for this call)"
+            call.scripted = False
             return _json(
                 UNSCRIPTED_STATUS,
                 {"error": {
@@ -203,19 +205,8 @@ class ScriptedProvider:
             return self._render_stream(answer, call)
         if isinstance(answer, Reply):
             n = next(self._ids)
-            prompt = sum(
-                _count_tokens(str(m.get("content", "")))
-                for m in (call.messages or [])
-                if isinstance(m, dict)
-            )
-            completion = _count_tokens(answer.content)
-            usage = dict(answer.usage) if answer.usage is not None else {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
             body: dict[str, Any] = {
-                "id": answer.id or f"gen-{1755009000 + n}-harness{n:04d}",
+                "id": _generation_id(answer, n),
                 "object": "chat.completion",
                 "created": 1755009000 + n,
                 "model": answer.model or call.model or "unknown",
@@ -226,7 +217,7 @@ class ScriptedProvider:
                 }],
             }
             if not answer.omit_usage:
-                body["usage"] = usage
+                body["usage"] = _usage(answer, call)
             return _json(200, body, delay_s=delay)
         if isinstance(answer, ErrorAnswer):
             error: dict[str, Any] = {"code": answer.status, "message": answer.message}
@@ -246,7 +237,7 @@ class ScriptedProvider:
     def _render_stream(self, answer: Reply, call: ProviderCall) -> Outgoing:
         """OpenRouter's SSE: comments, content chunks, usage chunk, ``[DONE]``."""
         n = next(self._ids)
-        gen_id = answer.id or f"gen-{1755009000 + n}-harness{n:04d}"
+        gen_id = _generation_id(answer, n)
         model = answer.model or call.model or "unknown"
         gap = answer.gap_ms / 1000
         first_gap = (answer.first_gap_ms if answer.first_gap_ms is not None
@@ -283,22 +274,31 @@ class ScriptedProvider:
         if answer.cut_after is not None and answer.cut_after >= len(pieces):
             return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000,
                             chunks=tuple(out), cut=True)
-        prompt = sum(_count_tokens(str(m.get("content", ""))) for m in (call.messages or [])
-                     if isinstance(m, dict))
-        usage = dict(answer.usage) if answer.usage is not None else {
-            "prompt_tokens": prompt, "completion_tokens": _count_tokens(text),
-            "total_tokens": prompt + _count_tokens(text),
-        }
         last: dict[str, Any] = {
             "id": gen_id, "object": "chat.completion.chunk", "created": 1755009000 + n,
             "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         }
         if not answer.omit_usage:
-            last["usage"] = usage
+            last["usage"] = _usage(answer, call)
         out.append((0.0, event(last)))
         if answer.done:
             out.append((0.0, b"data: [DONE]\n\n"))
         return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000, chunks=tuple(out))
+
+
+def _generation_id(answer: Reply, n: int) -> str:
+    return answer.id or f"gen-{1755009000 + n}-harness{n:04d}"
+
+
+def _usage(answer: Reply, call: ProviderCall) -> dict[str, int]:
+    """The scripted usage, else counts from the texts (prompt = what was sent)."""
+    if answer.usage is not None:
+        return dict(answer.usage)
+    prompt = sum(_count_tokens(str(m.get("content", "")))
+                 for m in (call.messages or []) if isinstance(m, dict))
+    completion = _count_tokens(answer.content)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
 
 
 def describe(answer: Answer) -> str:

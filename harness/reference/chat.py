@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -50,10 +51,24 @@ async def chat_request(request: Request) -> ChatRequest:
     return body
 
 
-def plan(rt: Runtime, body: ChatRequest) -> tuple[Trigger, list[dict[str, str]]]:
-    """The triggering message (C-CHAT-2) and the history for the provider (C-CHAT-3)."""
+@dataclass(frozen=True)
+class Prepared:
+    """A checked chat request, ready for the provider (both chat routes start so)."""
+
+    started: float
+    rt: Runtime
+    body: ChatRequest
+    trigger: Trigger  # the triggering message (C-CHAT-2)
+    history: list[dict[str, str]]  # what the provider is sent (C-CHAT-3)
+
+
+async def prepare(request: Request) -> Prepared:
+    started = time.monotonic()
+    authenticate(request)
+    rt = runtime(request)
+    body = await chat_request(request)
     trigger = rt.strategies.pick_trigger(body)
-    return trigger, rt.strategies.provider_messages(body, trigger)
+    return Prepared(started, rt, body, trigger, rt.strategies.provider_messages(body, trigger))
 
 
 def completion_data(
@@ -78,13 +93,10 @@ def completion_data(
 
 @router.post("/api/chat")
 async def chat(request: Request) -> JSONResponse:
-    started = time.monotonic()
-    authenticate(request)
-    rt = runtime(request)
-    body = await chat_request(request)
-    trigger, history = plan(rt, body)
-    completion = await rt.provider.complete(body.model, history)
+    prepared = await prepare(request)
+    completion = await prepared.rt.provider.complete(prepared.body.model, prepared.history)
     timestamp = now_iso()
-    return ApiJSONResponse(
-        {"data": completion_data(completion, trigger, started, timestamp), "timestamp": timestamp}
-    )
+    return ApiJSONResponse({
+        "data": completion_data(completion, prepared.trigger, prepared.started, timestamp),
+        "timestamp": timestamp,
+    })

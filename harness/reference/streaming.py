@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +20,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from harness.reference.auth import authenticate
-from harness.reference.chat import chat_request, completion_data, plan
+from harness.reference.chat import completion_data, prepare
 from harness.reference.conversation import Trigger
 from harness.reference.errors import ApiError
 from harness.reference.provider import (
@@ -37,7 +35,6 @@ from harness.reference.provider import (
     retryable,
     usage_counts,
 )
-from harness.reference.runtime import runtime
 from harness.reference.timestamps import now_iso
 
 log = logging.getLogger("harness.reference")
@@ -339,21 +336,17 @@ async def stream_body(
 
 @router.post("/api/chat/stream")
 async def chat_stream(request: Request) -> StreamingResponse:
-    started = time.monotonic()
-    authenticate(request)
-    rt = runtime(request)
-    body = await chat_request(request)
-    trigger, history = plan(rt, body)
-    upstream, first = await open_stream(rt.provider, body.model, history)
+    prepared = await prepare(request)
+    upstream, first = await open_stream(prepared.rt.provider, prepared.body.model, prepared.history)
     return StreamingResponse(
         stream_body(
             upstream,
             first,
-            provider=rt.provider,
-            model=body.model,
-            trigger=trigger,
-            started=started,
-            shown=rt.strategies.stream_text,
+            provider=prepared.rt.provider,
+            model=prepared.body.model,
+            trigger=prepared.trigger,
+            started=prepared.started,
+            shown=prepared.rt.strategies.stream_text,
         ),
         media_type="text/plain; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness.contract.oracle import format_ts, parse_ts
+from harness.contract.oracle import format_ts
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -59,13 +59,12 @@ class Sync:
 
 @dataclass
 class Chat:
-    """One ``POST /api/chat`` and what came of it."""
+    """One ``POST /api/chat`` (or stream) and what came of it."""
 
     step: int
     actor: str
     body: dict[str, Any]
-    status: int
-    response: dict[str, Any]
+    data: dict[str, Any] | None  # the answer's data (or final metadata); None: it failed
     sent_id: str | None  # the user message the client sent (None for raw steps)
     assistant_id: str | None = None
 
@@ -173,9 +172,6 @@ class ChatClient:
                 where = f" of step {step + 1}" if step is not None else ""
                 return f"the {failed}{m['role']} message{where} {text!r}"
         return "no message the client holds"
-
-    def first_ts(self) -> datetime | None:
-        return parse_ts(self.history[0]["timestamp"]) if self.history else None
 
 
 def _int(value: Any) -> int:

@@ -243,7 +243,7 @@ class ScenarioRun:
             self.ctx.provider.discard_pending()
             return
         calls = self.ctx.provider.calls_in_step(index)
-        unscripted = [c for c in calls if c.answer.startswith(str(599))]
+        unscripted = [c for c in calls if not c.scripted]
         pending = self.ctx.provider.pending()
         step = self.scenario.steps[index]
         subs = step.parsed if isinstance(step, ParallelStep) else (step,)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from typing import Any
 
 from harness.config import RunConfig
@@ -60,7 +61,20 @@ class Harness:
             )
         )
 
-    def run(self, scenario: Scenario, *, reproduce: str = "") -> ScenarioResult:
+    def reproduce(self, scenario: Scenario) -> str:
+        """The command that reruns just ``scenario`` with this session's options."""
+        args = ["chat-harness", "run", f"{scenario.display}::{scenario.id}"]
+        for mutant in sorted(self.config.mutants):
+            args += ["--mutant", mutant]
+        if self.config.db != "auto":
+            args += ["--db", self.config.db]
+        # --db-url is left out on purpose: a URL may carry a password, and
+        # CHAT_HARNESS_DATABASE_URL gives it to the rerun anyway.
+        if self.config.db_image:
+            args += ["--db-image", self.config.db_image]
+        return shlex.join(args)
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
         self.start()
         assert self._loop is not None and self.target is not None
         self.db.reset()
@@ -69,7 +83,7 @@ class Harness:
             jwt_secret=self.config.jwt_secret, target=self.target.name,
             provider_timeout_ms=self.target.provider_timeout_ms,
             request_timeout_s=self.config.request_timeout_s,
-            fixtures_dir=self.config.fixtures, reproduce=reproduce,
+            fixtures_dir=self.config.fixtures, reproduce=self.reproduce(scenario),
         )
         task = self._loop.create_task(ScenarioRun(scenario, ctx).execute())
         try:

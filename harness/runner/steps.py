@@ -108,11 +108,7 @@ async def _converse(run: ScenarioRun, index: int, step: ChatStep | RetryStep,
     ex = await run.send(index, step.actor, "POST", path, body=body, purpose="chat",
                         token=step.token)
     data, error_text = check_outcome(run, index, step, ex, streaming=streaming)
-    chat_record = Chat(step=index, actor=step.actor, body=body, status=ex.status,
-                       response=ex.json() if not streaming else {"data": data or {}},
-                       sent_id=msg["id"])
-    if data is None:
-        chat_record.status = ex.status if ex.status != 200 else 0
+    chat_record = Chat(step=index, actor=step.actor, body=body, data=data, sent_id=msg["id"])
     client.chats.append(chat_record)
     do_sync = getattr(step, "sync", True)
     if data is not None:
@@ -298,12 +294,9 @@ async def http(run: ScenarioRun, index: int, step: HttpStep) -> None:
                         headers=headers, auth=step.auth, purpose="raw", token=step.token)
     route = path.split("?")[0]
     if method == "POST" and route in ("/api/chat", "/api/chat/stream") and isinstance(body, dict):
-        streaming = route.endswith("/stream")
-        data, _ = check_outcome(run, index, step, ex, streaming=streaming)
-        response = ex.json() if not streaming else {"data": data or {}}
-        run.client.chats.append(Chat(step=index, actor=step.actor, body=body,
-                                     status=ex.status if data is not None or not streaming else 0,
-                                     response=response, sent_id=None))
+        data, _ = check_outcome(run, index, step, ex, streaming=route.endswith("/stream"))
+        run.client.chats.append(Chat(step=index, actor=step.actor, body=body, data=data,
+                                     sent_id=None))
     else:
         run.check_expect(index, ex, step.expect, default="2xx")
     if method == "POST" and route == "/api/chat/messages" and isinstance(body, dict):

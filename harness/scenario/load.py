@@ -107,10 +107,11 @@ def _all_keys(model: type[BaseModel]) -> list[str]:
     return sorted(keys)
 
 
-def _raise_validation(
+def _scenario_error(
     exc: ValidationError, node: Any, *, display: str, prefix: str, model: type[BaseModel],
     fallback_line: int,
-) -> None:
+) -> ScenarioError:
+    """The first validation error, placed in the file and phrased for people."""
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     kind = err["type"]
@@ -123,19 +124,19 @@ def _raise_validation(
         hint = f"did you mean '{close[0]}'?" if close else (
             f"allowed keys here: {', '.join(_field_names(model))}"
         )
-        raise ScenarioError("unknown key", location=location, key=key, hint=hint)
+        return ScenarioError("unknown key", location=location, key=key, hint=hint)
     if kind == "missing":
-        raise ScenarioError(
+        return ScenarioError(
             "required key is missing", location=location, key=key,
             hint=f"add '{loc[-1]}:' here",
         )
     msg = err["msg"]
     expected = msg.removeprefix("Input should be ").removeprefix("Value error, ")
     if kind == "value_error":
-        raise ScenarioError(expected, location=location, key=key or None,
+        return ScenarioError(expected, location=location, key=key or None,
                             hint="see the scenario reference in README.md")
     got = err.get("input", value)
-    raise ScenarioError(
+    return ScenarioError(
         f"expected {expected}, got {got!r} ({type(got).__name__})",
         location=location, key=key,
         hint="write numbers and true/false without quotes" if isinstance(got, str)
@@ -149,9 +150,8 @@ def _validate(model: type[BaseModel], node: Any, *, display: str, prefix: str,
     try:
         return model.model_validate(node)
     except ValidationError as exc:
-        _raise_validation(exc, node, display=display, prefix=prefix, model=model,
-                          fallback_line=fallback_line)
-        raise AssertionError("unreachable") from None
+        raise _scenario_error(exc, node, display=display, prefix=prefix, model=model,
+                              fallback_line=fallback_line) from None
 
 
 # -- steps -------------------------------------------------------------------
