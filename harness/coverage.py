@@ -151,8 +151,11 @@ def coverage(scenario_paths: list[Path], *, strict: bool = True) -> CoverageRepo
 def summary_line(report: CoverageReport) -> str:
     """One line: ``coverage: 12/32 clauses covered; uncovered: C-…, …``."""
     line = f"coverage: {report.covered_count}/{len(report.clauses)} clauses covered"
-    if report.uncovered:
+    if report.uncovered and len(report.uncovered) <= 8:
         line += f"; uncovered: {', '.join(report.uncovered)}"
+    elif report.uncovered:
+        line += (f"; {len(report.uncovered)} uncovered by the scenarios run "
+                 "(chat-harness coverage -v lists them)")
     if report.unknown:
         line += "; unknown: " + ", ".join(f"{u.clause} ({u.location})" for u in report.unknown)
     return line

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.checks import conversation, pairing, replay
+from harness.checks import answers, conversation, pairing, replay
 
 if TYPE_CHECKING:
     from harness.runner.run import ScenarioRun
@@ -19,7 +19,11 @@ CHECKS = (
     ("order", conversation.check_order),
     ("lost", conversation.check_nothing_lost),
     ("pairing", pairing.check_stored_pairing),
+    ("rows", conversation.check_rows),
     ("idempotent", replay.check_idempotent),
+    # last: they judge every answer of the run, the checks' own reads and replays too
+    ("envelope", answers.check_envelopes),
+    ("server_error", answers.check_server_errors),
 )
 
 

@@ -193,3 +193,41 @@ async def _check_rows(run: ScenarioRun, sent: dict[str, tuple[str, dict[str, Any
             run.result.fail("lost", f"row {mid} in chat_messages: " + "; ".join(diffs),
                             step=step, expected=msg, actual={k: str(v) for k, v in row.items()},
                             clause="C-MSG-4")
+
+
+async def check_rows(run: ScenarioRun, state: Snapshot) -> None:
+    """The API shows exactly the session's rows: none hidden, none invented, same order."""
+    db = run.ctx.db
+    if db is None:
+        return
+    for session, items in state.reads.items():
+        if items is None:
+            continue
+        rows = db.query(
+            "SELECT id, role, content, error_message FROM chat_messages "
+            "WHERE session_id = %s ORDER BY message_timestamp, seq", (session,),
+        )
+        row_ids = [r["id"] for r in rows]
+        api_ids = [i.get("id") for i in items]
+        if row_ids != api_ids:
+            hidden = [i for i in row_ids if i not in api_ids]
+            invented = [i for i in api_ids if i not in row_ids]
+            detail = (f"rows the API does not show: {hidden}; " if hidden else "") + (
+                f"API messages with no row: {invented}" if invented else "")
+            run.result.fail(
+                "rows", f"session {session}: GET /api/chat/messages differs from the "
+                f"chat_messages rows (by message_timestamp, then storage order): "
+                + (detail or "the same messages in another order"),
+                expected=row_ids, actual=api_ids, clause="C-MSG-9",
+            )
+            continue
+        for row, item in zip(rows, items, strict=True):
+            diffs = [f"{k}: row {short(row[k])}, API {short(item.get(k))}"
+                     for k in ("role", "content") if row[k] != item.get(k)]
+            if bool(row["error_message"] is not None) != bool(item.get("error")):
+                diffs.append(f"error: row error_message {short(row['error_message'])}, "
+                             f"API error {item.get('error')!r}")
+            if diffs:
+                run.result.fail("rows", f"message {row['id']}: the API and the row differ: "
+                                + "; ".join(diffs), expected=dict(row), actual=item,
+                                clause="C-MSG-10")

@@ -60,6 +60,7 @@ class RawAnswer:
     body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_ms: int = 0
+    cut: bool = False  # drop the connection after the body's bytes (a reset, C-CHAT-5)
 
 
 Answer = Reply | ErrorAnswer | RawAnswer
@@ -227,6 +228,13 @@ class ScriptedProvider:
             if answer.retry_after is not None:
                 headers["retry-after"] = str(answer.retry_after)
             return _json(answer.status, {"error": error}, headers=headers, delay_s=delay)
+        if answer.cut:  # the headers, maybe some bytes, then the connection drops
+            data = answer.body.encode()
+            return Outgoing(
+                status=answer.status,
+                headers={"content-type": "application/json", **answer.headers},
+                body=b"", delay_s=delay, chunks=[(0.0, data)] if data else [], cut=True,
+            )
         return Outgoing(
             status=answer.status,
             headers={"content-type": "application/json", **answer.headers},
@@ -309,6 +317,8 @@ def describe(answer: Answer) -> str:
     if isinstance(answer, ErrorAnswer):
         extra = f", Retry-After: {answer.retry_after}" if answer.retry_after is not None else ""
         return f"{answer.status} error {answer.message!r}{extra}"
+    if answer.cut:
+        return f"connection dropped after {len(answer.body)} bytes"
     return f"{answer.status} raw body ({len(answer.body)} bytes)"
 
 

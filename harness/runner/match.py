@@ -1,8 +1,47 @@
-"""Partial matching of JSON answers against a scenario's ``expect.body``."""
+"""Partial matching of JSON answers against a scenario's ``expect.body``.
+
+Besides plain values, an expectation may hold a :class:`Matcher`, written in
+YAML with a tag: ``!any`` (present, any value), ``!absent`` (the key must not
+be there), ``!type string`` (integer, number, boolean, list, object, null) and
+``!re PATTERN`` (a string the pattern matches from its start).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
+
+TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "list": (list,), "object": (dict,), "null": (type(None),),
+}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A value test that is not equality (``!any``, ``!absent``, ``!type``, ``!re``)."""
+
+    kind: str  # any, absent, type, re
+    arg: str = ""
+
+    def problem(self, actual: Any) -> str | None:
+        """Why ``actual`` (a present value) does not match; ``None`` if it does."""
+        if self.kind == "absent":
+            return f"expected no such key, got {short(actual)}"
+        if self.kind == "type":
+            kinds = TYPES[self.arg]
+            ok = isinstance(actual, kinds) and (
+                self.arg == "boolean" or not isinstance(actual, bool))
+            return None if ok else f"expected {self.arg}, got {short(actual)}"
+        if self.kind == "re":
+            if isinstance(actual, str) and re.match(self.arg, actual):
+                return None
+            return f"expected a string matching /{self.arg}/, got {short(actual)}"
+        return None
+
+    def __repr__(self) -> str:
+        return f"!{self.kind} {self.arg}".rstrip()
 
 
 def short(value: Any, limit: int = 80) -> str:
@@ -12,13 +51,17 @@ def short(value: Any, limit: int = 80) -> str:
 
 def mismatches(expected: Any, actual: Any, path: str = "body") -> list[str]:
     """Where ``actual`` differs from ``expected``; listed keys only, lists whole."""
+    if isinstance(expected, Matcher):
+        problem = expected.problem(actual)
+        return [f"{path}: {problem}"] if problem else []
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return [f"{path}: expected an object, got {short(actual)}"]
         out: list[str] = []
         for key, want in expected.items():
             if key not in actual:
-                out.append(f"{path}.{key}: missing (expected {short(want)})")
+                if not (isinstance(want, Matcher) and want.kind == "absent"):
+                    out.append(f"{path}.{key}: missing (expected {short(want)})")
             else:
                 out += mismatches(want, actual[key], f"{path}.{key}")
         return out

@@ -24,6 +24,7 @@ class Exchange:
     headers: dict[str, str]
     elapsed_ms: float
     error: str | None = None  # transport error (no answer)
+    expected: int | str | list[int] | None = None  # the status a step's expectation allowed
 
     @property
     def ok(self) -> bool:

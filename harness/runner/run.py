@@ -8,6 +8,7 @@ import json
 import random
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from harness.db import Database
 from harness.errors import Location, ScenarioError
 from harness.provider import Answer, ScriptedProvider
 from harness.runner.client import ChatClient, Clock
-from harness.runner.match import mismatches, short, status_matches
+from harness.runner.match import Matcher, mismatches, short, status_matches
 from harness.runner.result import Exchange, ScenarioResult, StepRecord
 from harness.scenario import template
 from harness.scenario.load import Scenario
@@ -51,6 +52,40 @@ class RunContext:
     request_timeout_s: float = 30.0
     fixtures_dir: Path = Path("fixtures")
     reproduce: str = ""
+    provider_api_key: str = ""
+
+
+class _Variables(dict[str, Any]):
+    """Captures and built-ins; ``users.NAME`` is the user id of actor NAME."""
+
+    def __init__(self, user_id: Any, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self._user_id = user_id
+
+    def _actor(self, key: object) -> str | None:
+        if isinstance(key, str) and key.startswith("users.") and len(key) > 6:
+            return key[6:]
+        return None
+
+    def _seconds(self, key: object) -> int | None:
+        if isinstance(key, str) and key.startswith("http_date.") and key[10:].isdigit():
+            return int(key[10:])
+        return None
+
+    def __contains__(self, key: object) -> bool:
+        return (super().__contains__(key) or self._actor(key) is not None
+                or self._seconds(key) is not None)
+
+    def __missing__(self, key: str) -> Any:
+        seconds = self._seconds(key)
+        if seconds is not None:  # an HTTP date that many seconds from now (Retry-After)
+            from email.utils import formatdate
+
+            return formatdate(time.time() + seconds, usegmt=True)
+        actor = self._actor(key)
+        if actor is None:
+            raise KeyError(key)
+        return self._user_id(actor)
 
 
 class ScenarioRun:
@@ -77,7 +112,10 @@ class ScenarioRun:
             scenario_id=scenario.id, file=scenario.display, target=ctx.target,
             reproduce=ctx.reproduce,
         )
-        self.variables: dict[str, Any] = {"session_id": session, "user_id": self.user_id("alice")}
+        self.variables: dict[str, Any] = _Variables(self.user_id, {
+            "session_id": session, "user_id": self.user_id("alice"),
+            "provider_api_key": ctx.provider_api_key,
+        })
         self._tokens: dict[str, str] = {}
         self._step: StepRecord | None = None
 
@@ -104,7 +142,9 @@ class ScenarioRun:
         if spec.alg == "none":
             token = jwt.encode(claims, None, algorithm="none")
         else:
-            token = jwt.encode(claims, key, algorithm=spec.alg)
+            with warnings.catch_warnings():  # a short key for HS512 is the point, not a slip
+                warnings.simplefilter("ignore")
+                token = jwt.encode(claims, key, algorithm=spec.alg)
         if spec == Token():
             self._tokens[actor] = token
         return token
@@ -113,17 +153,21 @@ class ScenarioRun:
     async def send(
         self, step: int | None, actor: str, method: str, path: str, *, body: Any = None,
         params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-        auth: bool = True, purpose: str, token: Token | None = None,
+        auth: bool = True, purpose: str, token: Token | None = None, raw: bytes | None = None,
     ) -> Exchange:
+        """One request to the backend; ``raw`` is sent as the body byte for byte."""
         sent = {"authorization": f"Bearer {self.token(actor, token)}"} if auth else {}
+        if raw is not None or body is not None:
+            sent["content-type"] = "application/json"
         sent.update(headers or {})
+        content = raw if raw is not None else (
+            None if body is None else json.dumps(body).encode())
         started = time.perf_counter()
         status, parsed, got_headers, error = 0, None, {}, None
         try:
             response = await asyncio.wait_for(
                 self.ctx.client.request(
-                    method, path, params=params, headers=sent,
-                    content=None if body is None else json.dumps(body).encode(),
+                    method, path, params=params, headers=sent, content=content,
                 ),
                 self.ctx.request_timeout_s,
             )
@@ -202,7 +246,15 @@ class ScenarioRun:
         return self.scenario.location(index)
 
     def answers(self, step: Step) -> list[Answer]:
-        return [a.to_answer(self.ctx.provider_timeout_ms) for a in step.answers()]
+        out = []
+        for n, spec in enumerate(step.answers()):
+            if isinstance(spec.retry_after, str) and "${" in spec.retry_after:
+                value = template.render(spec.retry_after, self.variables,
+                                        location=self.scenario.location(),
+                                        key=f"provider[{n}].retry_after")
+                spec = spec.model_copy(update={"retry_after": value})
+            out.append(spec.to_answer(self.ctx.provider_timeout_ms))
+        return out
 
     def _plan(self, step: Step) -> None:
         subs = step.parsed if isinstance(step, ParallelStep) else (step,)
@@ -229,6 +281,19 @@ class ScenarioRun:
                 self.result.fail("expect", f"provider call {c.index + 1} had stream={streamed}",
                                  step=index, expected=want.stream, actual=streamed,
                                  clause="C-CHAT-3")
+        for c in calls:
+            if want.path is not None and not c.path.endswith(want.path):
+                self.result.fail("expect", f"provider call {c.index + 1} went to {c.path!r}, "
+                                 f"expected {want.path!r}", step=index, expected=want.path,
+                                 actual=c.path, clause="C-RUN-1")
+            for name, value in want.headers.items():
+                value = template.render(value, self.variables, location=self._where(index),
+                                        key=f"steps[{index}].expect.provider.headers.{name}")
+                got = {k.lower(): v for k, v in c.headers.items()}.get(name.lower())
+                if got != value:
+                    self.result.fail("expect", f"provider call {c.index + 1} had header {name}: "
+                                     f"{got!r}, expected {value!r}", step=index, expected=value,
+                                     actual=got, clause="C-RUN-1")
         if want.messages is not None and calls:
             expected = template.render(want.messages, self.variables,
                                        location=self._where(index),
@@ -271,6 +336,7 @@ class ScenarioRun:
                       default: int | str | None, clause: str | None = None,
                       what: str = "") -> None:
         status = expect.status if expect and expect.status is not None else default
+        ex.expected = status
         if ex.error:
             self.result.fail("expect", f"{what}{ex.method} {ex.path} got no answer: {ex.error}",
                              step=index, expected=status, actual=None, clause=clause)
@@ -290,8 +356,15 @@ class ScenarioRun:
                                  expected=body, actual=ex.response_body, clause=clause)
         for name, want in (expect.headers if expect else {}).items():
             got = ex.headers.get(name.lower())
-            if got != want:
-                self.result.fail("expect", f"{what}header {name}: expected {want!r}, got {got!r}",
+            if isinstance(want, Matcher):
+                problem = None if got is None and want.kind == "absent" else (
+                    f"missing (expected {want!r})" if got is None else want.problem(got))
+            else:
+                want = template.render(str(want), self.variables, location=self._where(index),
+                                       key=f"steps[{index}].expect.headers.{name}")
+                problem = None if got == want else f"expected {want!r}, got {got!r}"
+            if problem:
+                self.result.fail("expect", f"{what}header {name}: {problem}",
                                  step=index, expected=want, actual=got, clause=clause)
 
     def load_fixture(self, index: int, name: str) -> Any:

@@ -84,6 +84,7 @@ class Harness:
             provider_timeout_ms=self.target.provider_timeout_ms,
             request_timeout_s=self.config.request_timeout_s,
             fixtures_dir=self.config.fixtures, reproduce=self.reproduce(scenario),
+            provider_api_key=self.target.provider_api_key,
         )
         task = self._loop.create_task(ScenarioRun(scenario, ctx).execute())
         try:

@@ -290,8 +290,16 @@ async def http(run: ScenarioRun, index: int, step: HttpStep) -> None:
     query = template.render(dict(step.query), run.variables, location=where, key=f"{key}.query")
     headers = template.render(dict(step.headers), run.variables, location=where,
                               key=f"{key}.headers")
+    raw = None
+    if step.raw_body is not None:
+        raw = str(template.render(step.raw_body, run.variables, location=where,
+                                  key=f"{key}.raw_body")).encode()
+    if step.pad_to is not None:  # whitespace after the JSON: the same body, N bytes long
+        raw = raw if raw is not None else json.dumps(body).encode()
+        raw += b" " * max(0, step.pad_to - len(raw))
     ex = await run.send(index, step.actor, method, path, body=body, params=query or None,
-                        headers=headers, auth=step.auth, purpose="raw", token=step.token)
+                        headers=headers, auth=step.auth, purpose="raw", token=step.token,
+                        raw=raw)
     route = path.split("?")[0]
     if method == "POST" and route in ("/api/chat", "/api/chat/stream") and isinstance(body, dict):
         data, _ = check_outcome(run, index, step, ex, streaming=route.endswith("/stream"))

@@ -35,6 +35,7 @@ class ProviderAnswer(_Strict):
     error: str | None = None
     retry_after: int | str | None = None
     raw: str | None = None
+    disconnect: bool = False  # the connection drops (after `raw`'s bytes, if any)
     headers: dict[str, str] = Field(default_factory=dict)
     usage: dict[str, int] | None = None
     no_usage: bool = False
@@ -42,7 +43,9 @@ class ProviderAnswer(_Strict):
     model: str | None = None
     for_model: str | None = None
     delay_ms: int = Field(default=0, ge=0, le=600_000)
-    timeout: bool = False  # answer only after the backend's PROVIDER_TIMEOUT_MS
+    # true: the headers come only after the backend's PROVIDER_TIMEOUT_MS;
+    # first_token: headers in time, the first token after it (streams)
+    timeout: bool | Literal["first_token"] = False
     # streamed answers (the backend asked with "stream": true)
     chunk_chars: int = Field(default=12, ge=1)
     gap_ms: int = Field(default=0, ge=0, le=600_000)
@@ -57,31 +60,40 @@ class ProviderAnswer(_Strict):
         kinds = [k for k in ("reply", "raw") if getattr(self, k) is not None]
         if self.status is not None and not kinds:
             kinds.append("status")
+        if self.disconnect and not kinds:
+            kinds.append("disconnect")
         if len(kinds) != 1:
             raise ValueError(
                 "a provider answer needs exactly one of 'reply' (a success), "
-                "'status' (an error) or 'raw' (a body sent as is)"
+                "'status' (an error), 'raw' (a body sent as is) or 'disconnect: true'"
             )
+        if self.disconnect and self.reply is not None:
+            raise ValueError("'disconnect' drops the connection; for a stream cut use cut_after")
         if self.reply is not None and self.status not in (None, 200):
             raise ValueError("'reply' is a 200 answer; use 'status' with 'error' for a failure")
         return self
 
     def to_answer(self, timeout_ms: int = 30_000) -> Answer:
         """The engine's answer; ``timeout: true`` waits past ``timeout_ms``."""
-        delay = max(self.delay_ms, timeout_ms + 500) if self.timeout else self.delay_ms
+        late = timeout_ms + 500
+        delay = max(self.delay_ms, late) if self.timeout is True else self.delay_ms
+        first_gap = self.first_gap_ms
+        if self.timeout == "first_token":
+            first_gap = max(first_gap or 0, late)
         if self.reply is not None:
             err = self.stream_error
             return Reply(
                 content=self.reply, model=self.model, id=self.id, usage=self.usage,
                 omit_usage=self.no_usage, delay_ms=delay, chunk_chars=self.chunk_chars,
-                gap_ms=self.gap_ms, first_gap_ms=self.first_gap_ms, processing=self.processing,
+                gap_ms=self.gap_ms, first_gap_ms=first_gap, processing=self.processing,
                 cut_after=self.cut_after, error_after=err.after if err else None,
                 error_code=err.code if err else 502,
                 error_message=err.message if err else "Provider error", done=self.done,
             )
-        if self.raw is not None:
+        if self.raw is not None or self.disconnect:
             return RawAnswer(
-                status=self.status or 200, body=self.raw, headers=self.headers, delay_ms=delay,
+                status=self.status or 200, body=self.raw or "", headers=self.headers,
+                delay_ms=delay, cut=self.disconnect,
             )
         assert self.status is not None
         return ErrorAnswer(
@@ -97,6 +109,8 @@ class ProviderExpect(_Strict):
     model: str | None = None  # of every call
     messages: list[dict[str, Any]] | None = None  # of the last call, exactly
     stream: bool | None = None  # of every call
+    path: str | None = None  # of every call, e.g. /api/v1/chat/completions
+    headers: dict[str, str] = Field(default_factory=dict)  # of every call (names any case)
 
 
 class Expect(_Strict):
@@ -104,7 +118,7 @@ class Expect(_Strict):
 
     status: int | Literal["2xx", "4xx", "5xx"] | list[int] | None = None
     body: Any = None  # a partial match: listed keys must be there with these values
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, Any] = Field(default_factory=dict)  # a string or a matcher (!any, ...)
     provider: ProviderExpect | None = None
     rows: list[dict[str, Any]] | None = None  # db steps: exactly these rows (partial per row)
     row_count: int | None = Field(default=None, ge=0)  # db steps
@@ -189,14 +203,17 @@ class HttpStep(_Step):
     http: str
     body: Any = None
     body_file: str | None = None
+    raw_body: str | None = None  # sent as is (malformed JSON, C-ERR-3)
+    pad_to: int | None = Field(default=None, ge=1, le=64 * 1024 * 1024)  # bytes, with spaces
     query: dict[str, str | int | bool] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     auth: bool = True
 
     @model_validator(mode="after")
     def _one_body(self) -> HttpStep:
-        if self.body is not None and self.body_file is not None:
-            raise ValueError("give either 'body' or 'body_file', not both")
+        given = [k for k in ("body", "body_file", "raw_body") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of 'body', 'body_file' and 'raw_body', not {given}")
         return self
 
 
@@ -216,7 +233,8 @@ STEP_KINDS: dict[str, type[_Step]] = {
 }
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
-CHECKS = ("pairing", "context", "order", "lost", "idempotent", "provider_script")
+CHECKS = ("pairing", "context", "order", "lost", "rows", "idempotent", "provider_script",
+          "envelope", "server_error")
 
 
 class ClientOptions(_Strict):
@@ -229,7 +247,7 @@ class Header(_Strict):
     """Everything of a scenario but its steps (validated first)."""
 
     name: str | None = None
-    description: str | None = None
+    why: str | None = None  # one line: what a backend gets wrong that this catches
     covers: list[str] = Field(default_factory=list)
     model: str | None = None
     session: str | None = None

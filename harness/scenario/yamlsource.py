@@ -69,6 +69,62 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> NodeList:
     return out
 
 
+class _MatcherError(yaml.constructor.ConstructorError):
+    """A matcher tag with a bad value: not a syntax error, so no syntax hint."""
+
+
+def _construct_matcher(loader: _Loader, node: yaml.Node) -> Any:
+    """``!any``, ``!absent``, ``!type NAME`` and ``!re PATTERN`` in expectations."""
+    import re
+
+    from harness.runner.match import TYPES, Matcher
+
+    kind = node.tag[1:]
+    arg = loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if not isinstance(arg, str):
+        raise _MatcherError(
+            None, None, f"!{kind} takes a plain value", node.start_mark)
+    arg = arg.strip()
+    if kind in ("any", "absent") and arg:
+        raise _MatcherError(
+            None, None, f"!{kind} takes no value (got {arg!r})", node.start_mark)
+    if kind == "type" and arg not in TYPES:
+        raise _MatcherError(
+            None, None, f"!type takes one of {', '.join(TYPES)} (got {arg!r})", node.start_mark)
+    if kind == "re":
+        try:
+            re.compile(arg)
+        except re.error as exc:
+            raise _MatcherError(
+                None, None, f"!re {arg!r} is not a regular expression: {exc}",
+                node.start_mark) from None
+    return Matcher(kind, arg)
+
+
+for _tag in ("!any", "!absent", "!type", "!re"):
+    _Loader.add_constructor(_tag, _construct_matcher)
+
+_REPEAT_KEYS = {"text", "times", "prefix", "suffix"}
+
+
+def _construct_repeat(loader: _Loader, node: yaml.Node) -> str:
+    """``!repeat {text: "😀", times: 20000, prefix: "  "}``: long strings at their edges."""
+    if not isinstance(node, yaml.MappingNode):
+        raise _MatcherError(None, None, "!repeat takes a mapping {text, times, prefix, suffix}",
+                            node.start_mark)
+    spec = _construct_mapping(loader, node)
+    unknown = set(spec) - _REPEAT_KEYS
+    text, times = spec.get("text"), spec.get("times")
+    if unknown or not isinstance(text, str) or not isinstance(times, int) or isinstance(
+            times, bool) or not 0 <= times <= 64 * 1024 * 1024:
+        raise _MatcherError(
+            None, None, "!repeat takes {text: STRING, times: 0..67108864, prefix, suffix}"
+            + (f"; unknown key(s) {sorted(unknown)}" if unknown else ""), node.start_mark)
+    return str(spec.get("prefix", "")) + text * times + str(spec.get("suffix", ""))
+
+
+_Loader.add_constructor("!repeat", _construct_repeat)
+
 # Timestamps stay strings: they go into JSON bodies as sent, and the harness
 # parses them itself where it needs an instant.
 _Loader.yaml_implicit_resolvers = {
@@ -100,6 +156,14 @@ def load(path: Path, *, display: str | None = None) -> Any:
 def loads(text: str, *, display: str = "<string>") -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
+    except _MatcherError as exc:
+        mark = exc.problem_mark
+        raise ScenarioError(
+            exc.problem or "bad matcher",
+            location=Location(display, mark.line + 1 if mark else 0),
+            hint="tags: !any, !absent, !type string|integer|number|boolean|list|object|null,"
+            " !re PATTERN, !repeat {text, times, prefix, suffix}",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.context_mark is not None and "<stream end>" in (exc.problem or ""):

@@ -18,3 +18,4 @@ class Target:
     provider: ScriptedProvider
     provider_timeout_ms: int
     description: str = ""
+    provider_api_key: str = "chat-harness-test-key"  # OPENROUTER_API_KEY given to the backend

@@ -26,7 +26,7 @@ async def reference(
     settings = Settings(
         database_url=db.url,
         provider_base_url=BASE_URL,
-        provider_api_key="chat-harness-test-key",
+        provider_api_key=Target.provider_api_key,
         jwt_secret=jwt_secret,
         provider_timeout_ms=provider_timeout_ms,
         mutants=mutants,
