@@ -23,11 +23,47 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     argv = ["-p", "chat_harness", *(args.paths or ["scenarios"])]
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
-    for opt in ("db", "db_url", "db_image", "target", "fixtures_dir"):
+    for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports"):
         value = getattr(args, opt)
         if value:
             argv += [f"--{opt.replace('_', '-')}", value]
     return int(pytest.main(argv + rest))
+
+
+def _db(args: argparse.Namespace) -> int:
+    import time
+
+    from harness.db.image import DEFAULT_TAG, ensure_image
+
+    tag = args.tag or DEFAULT_TAG
+    began = time.monotonic()
+    built = ensure_image(tag, force=args.force)
+    state = "built" if built else "up to date, not rebuilt"
+    print(f"{tag}: {state} ({time.monotonic() - began:.1f} s)")
+    return 0
+
+
+def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
+    from pathlib import Path
+
+    from harness import killmatrix
+
+    reports = Path(args.reports or "reports")
+    extra = list(rest)
+    for opt in ("db", "db_url", "db_image"):
+        value = getattr(args, opt)
+        if value:
+            extra += [f"--{opt.replace('_', '-')}", value]
+    try:
+        matrix = killmatrix.run_matrix(args.paths or ["scenarios"], mutants=args.only,
+                                       jobs=args.jobs, reports=reports, extra=extra)
+    except ValueError as exc:
+        print(f"chat-harness: {exc}", file=sys.stderr)
+        return 2
+    killmatrix.print_table(matrix)
+    js, md = killmatrix.write(matrix, reports)
+    print(f"matrix: {js} and {md}; each run's log and results under {reports / 'mutants'}/")
+    return 0 if matrix.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,11 +81,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db-url", default=None, metavar="URL")
     run.add_argument("--db-image", default=None, metavar="IMAGE")
     run.add_argument("--fixtures-dir", default=None, metavar="DIR")
+    run.add_argument("--reports", default=None, metavar="DIR",
+                     help="results.json and junit.xml go there (default: reports)")
     cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "
                          "exits 1 if a clause is uncovered")
     cov.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
     cov.add_argument("-v", "--verbose", action="store_true", help="name the scenarios")
     sub.add_parser("mutants-list", help="list the reference backend's mutants")
+    mut = sub.add_parser("mutants", help="the kill matrix: the suite against the correct "
+                         "reference and each mutant; exits 1 if a mutant survives")
+    mut.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
+    mut.add_argument("--only", action="append", default=None, metavar="NAME",
+                     help="just these mutants (repeatable; default: all)")
+    mut.add_argument("--jobs", "-j", type=int, default=None,
+                     help="runs at a time (default: the number of CPUs)")
+    mut.add_argument("--reports", default=None, metavar="DIR", help="default: reports")
+    mut.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
+    mut.add_argument("--db-url", default=None, metavar="URL")
+    mut.add_argument("--db-image", default=None, metavar="IMAGE")
+    db = sub.add_parser("db", help="the PostgreSQL of --db container")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    build = db_sub.add_parser("build-image", help="build the local PostgreSQL image "
+                              "(no registry needed; skipped when it is current)")
+    build.add_argument("--tag", default=None, help="default chat-harness/postgres:16-local")
+    build.add_argument("--force", action="store_true", help="rebuild even when current")
+    prov = sub.add_parser("provider", help="serve the scripted LLM provider over HTTP "
+                          "(OpenRouter paths under /api/v1, control API under /_chat-harness/)")
+    prov.add_argument("--port", type=int, default=9100, help="0 picks a free port (default 9100)")
+    prov.add_argument("--host", default="127.0.0.1")
+    prov.add_argument("--port-file", default=None, metavar="PATH",
+                      help="also write the bound port to this file")
     return parser
 
 
@@ -71,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
             report = coverage([Path(p) for p in args.paths or ["scenarios"]])
             print(render_coverage(report, verbose=args.verbose))
             return 0 if report.complete else 1
+        if args.command == "provider":
+            from harness.provider.server import serve
+
+            return serve(args.host, args.port, args.port_file)
+        if args.command == "db":
+            return _db(args)
+        if args.command == "mutants":
+            return _mutants(args, rest)
         if args.command == "mutants-list":
             from harness.reference.mutants import MUTANTS
 

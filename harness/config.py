@@ -29,7 +29,8 @@ class RunConfig:
     db_image: str | None = None
     fixtures: Path = field(default_factory=_find_fixtures)
     jwt_secret: str = DEFAULT_JWT_SECRET
-    provider_timeout_ms: int = 2000
+    # PROVIDER_TIMEOUT_MS given to the backend: short, so timeout scenarios stay fast
+    provider_timeout_ms: int = 1000
     request_timeout_s: float = 30.0
 
     @property

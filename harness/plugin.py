@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _HARNESS = pytest.StashKey["Harness"]()
 _SCENARIOS = pytest.StashKey[list["Scenario"]]()
+_RESULTS = pytest.StashKey[list["ScenarioResult"]]()
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -36,14 +37,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--db-url", default=None, metavar="URL",
                     help="PostgreSQL server to use (a fresh database is created on it)")
     group.addoption("--db-image", default=None, metavar="IMAGE",
-                    help="image for --db container (default postgres:16)")
+                    help="image for --db container (default: chat-harness/postgres:16-local, "
+                    "built locally when missing)")
     group.addoption("--fixtures-dir", default=None, metavar="DIR",
                     help="fixtures folder with schema.sql (default: ./fixtures)")
+    group.addoption("--reports", default=None, metavar="DIR",
+                    help="write results.json and junit.xml there (default: reports; "
+                    "'' for none)")
     parser.addini("chat_harness_scenario_dirs", type="args", default=["scenarios"],
                   help="folder names whose YAML files are scenarios")
 
 
+def _reports_dir(config: pytest.Config) -> Any:
+    from pathlib import Path
+
+    value = config.getoption("reports")
+    if value == "":
+        return None
+    return Path(value) if value else config.rootpath / "reports"
+
+
+@pytest.hookimpl(tryfirst=True)  # before junitxml reads its option
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RESULTS] = []
+    reports = _reports_dir(config)
+    if reports is not None and not getattr(config.option, "xmlpath", None) and hasattr(
+            config.option, "xmlpath") and not hasattr(config, "workerinput"):
+        config.option.xmlpath = str(reports / "junit.xml")
     # SIGTERM (CI cancelling a job) takes the same road as Ctrl-C, so every
     # server, database and subprocess is stopped by the usual clean-up.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
@@ -104,6 +124,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     from harness.coverage import coverage_of, summary_line
 
     terminalreporter.write_line(summary_line(coverage_of(scenarios, strict=False)))
+    results = config.stash.get(_RESULTS, [])
+    reports = _reports_dir(config)
+    if results and reports is not None:
+        from harness.reporting import jsonfile
+
+        harness = config.stash.get(_HARNESS, None)
+        meta = {"target": harness.config.target if harness else None,
+                "mutants": sorted(harness.config.mutants) if harness else []}
+        path = jsonfile.write(reports / "results.json", results, meta=meta)
+        terminalreporter.write_line(f"results: {path}")
 
 
 def _harness(config: pytest.Config) -> Harness:
@@ -138,7 +168,10 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         harness = _harness(self.config)
         result = harness.run(self.scenario)
+        self.config.stash[_RESULTS].append(result)
         self.user_properties.append(("duration_s", round(result.duration_s, 4)))
+        if result.skipped is not None:
+            pytest.skip(result.skipped)
         if not result.passed:
             raise ScenarioFailed(result)
 

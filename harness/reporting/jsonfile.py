@@ -1,0 +1,79 @@
+"""The JSON result file: one record per scenario, everything a reader needs.
+
+Steps with their requests, answers and provider calls, the failures with the
+clause each breaks, timings, and the command that reruns the scenario. The
+HTML report and ``chat-harness mutants`` read this file; CI systems may too.
+The shape is versioned (``format``) so readers can refuse what they do not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.runner.result import ScenarioResult
+
+FORMAT = "chat-harness-results/1"
+MAX_TEXT = 4000  # longer strings (20000-character messages, 10 MiB bodies) are cut
+
+
+def _trim(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return value[:MAX_TEXT] + f"... ({len(value) - MAX_TEXT} more characters)"
+    if isinstance(value, dict):
+        return {k: _trim(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trim(v) for v in value]
+    return value
+
+
+def record(result: ScenarioResult, *, outcome: str | None = None) -> dict[str, Any]:
+    """One scenario as plain JSON data (``outcome``: passed, failed or skipped)."""
+    data = _trim(asdict(result))
+    # each step carries its own exchanges; at the top only the checks' own requests
+    data["exchanges"] = [e for e in data["exchanges"] if e["step"] is None]
+    data["outcome"] = outcome or (
+        "skipped" if result.skipped else "passed" if result.passed else "failed")
+    data["checks_failed"] = sorted({f.check for f in result.failures})
+    data["clauses_broken"] = sorted({f.clause for f in result.failures if f.clause})
+    return data
+
+
+def write(path: Path, results: list[ScenarioResult], *, meta: dict[str, Any]) -> Path:
+    """Write the file atomically (a reader never sees half of it)."""
+    records = [record(r) for r in results]
+    doc = {
+        "format": FORMAT,
+        **meta,
+        "summary": {
+            "scenarios": len(records),
+            "passed": sum(r["outcome"] == "passed" for r in records),
+            "failed": sum(r["outcome"] == "failed" for r in records),
+            "skipped": sum(r["outcome"] == "skipped" for r in records),
+            "duration_s": round(sum(r.duration_s for r in results), 4),
+        },
+        "scenarios": records,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # ASCII escapes: lone surrogates and NULs (C-ERR-3 scenarios send them) stay readable
+    tmp.write_text(json.dumps(doc, indent=1, default=_plain) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read(path: Path) -> dict[str, Any]:
+    """Load a results file written by :func:`write`; refuse other formats."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} file")
+    return doc
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
