@@ -24,6 +24,7 @@ CHECKS = (
     # last: they judge every answer of the run, the checks' own reads and replays too
     ("envelope", answers.check_envelopes),
     ("server_error", answers.check_server_errors),
+    ("schema", answers.check_schema),
 )
 
 

@@ -14,6 +14,7 @@ from harness.contract.oracle import parse_ts
 from harness.runner.match import short, status_matches
 
 if TYPE_CHECKING:
+    from harness.checks.conversation import Snapshot
     from harness.runner.result import Exchange
     from harness.runner.run import ScenarioRun
 
@@ -63,7 +64,7 @@ def _where(ex: Exchange) -> str:
     return f"{ex.method} {ex.path} ({ex.purpose})"
 
 
-async def check_envelopes(run: ScenarioRun, state: object) -> None:
+async def check_envelopes(run: ScenarioRun, state: Snapshot) -> None:
     """Every error answer has the envelope; every answer has ``x-request-id``."""
     for ex in run.result.exchanges:
         if ex.error:
@@ -76,6 +77,7 @@ async def check_envelopes(run: ScenarioRun, state: object) -> None:
             continue
         problems = envelope_problems(ex.status, ex.response_body)
         if problems:
+            state.reported.add(id(ex))
             run.result.fail(
                 "envelope", f"{_where(ex)} -> {ex.status}: " + "; ".join(problems),
                 step=ex.step, expected="{error, code, timestamp} with a code of that status",
@@ -92,7 +94,7 @@ def _already_reported(run: ScenarioRun, ex: Exchange) -> bool:
     )
 
 
-async def check_server_errors(run: ScenarioRun, state: object) -> None:
+async def check_server_errors(run: ScenarioRun, state: Snapshot) -> None:
     """No 5xx that no expectation allowed; a 500 never shows SQL or a traceback."""
     for ex in run.result.exchanges:
         if ex.status < 500:
@@ -112,4 +114,24 @@ async def check_server_errors(run: ScenarioRun, state: object) -> None:
             "scenario calls for (valid input is served, bad input is a 4xx)",
             step=ex.step, expected="2xx or 4xx",
             actual={"status": ex.status, "body": ex.response_body}, clause="C-ERR-3",
+        )
+
+
+async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
+    """Every answer conforms to ``harness/contract/openapi.yaml`` (shape, types, headers)."""
+    from harness.contract.openapi import operation_for, validate_response
+
+    for ex in run.result.exchanges:
+        if ex.error or id(ex) in state.reported or _already_reported(run, ex):
+            continue
+        problems = validate_response(ex.method, ex.path, ex.status, ex.headers, ex.response_body)
+        if not problems:
+            continue
+        op = operation_for(ex.method, ex.path)
+        run.result.fail(
+            "schema", f"{_where(ex)} -> {ex.status} does not match the contract's OpenAPI "
+            "description: " + "; ".join(problems[:5])
+            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else ""),
+            step=ex.step, expected="harness/contract/openapi.yaml", actual=ex.response_body,
+            clause=op.clauses[0] if op and op.clauses else "C-ERR-1",
         )

@@ -20,6 +20,7 @@ class Snapshot:
     """Stored conversations as read once after the steps, shared by the checks."""
 
     reads: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)
+    reported: set[int] = field(default_factory=set)  # id() of exchanges already failed
 
 
 def owners(run: ScenarioRun) -> dict[str, str]:

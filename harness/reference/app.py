@@ -66,6 +66,8 @@ def create_app(
             api_key=settings.provider_api_key,
             timeout_ms=settings.provider_timeout_ms,
             mapper=strategies.map_provider_status,
+            retry_after=strategies.retry_after,
+            should_retry=strategies.should_retry,
         )
         app.state.runtime = Runtime(settings, strategies, pool, provider)
         try:
@@ -88,7 +90,7 @@ def create_app(
     # Settings are there before the lifespan runs: auth needs only the secret.
     app.state.settings = settings
     app.state.runtime = None
-    install_error_handlers(app)
+    install_error_handlers(app, strategies.http_errors)
     app.include_router(chat.router)
     app.include_router(streaming.router)
     app.include_router(messages.router)

@@ -131,9 +131,18 @@ INTERNAL_ERROR = ApiError(
 )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(
+    app: FastAPI, http_errors: type[Exception] = StarletteHTTPException
+) -> None:
+    """The envelope for every error.
+
+    `http_errors` is the class whose instances `_http_exception` converts. It
+    must be Starlette's `HTTPException`: the router raises that one for unknown
+    routes (404) and wrong methods (405), and FastAPI's `HTTPException` is only
+    a subclass of it (mutant `framework-error-body` registers the subclass).
+    """
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(http_errors, _http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     # psycopg raises OperationalError when the server is gone (and for a broken
     # connection mid-transaction); the pool raises PoolTimeout when it cannot

@@ -115,6 +115,7 @@ async def check_pairing(conn: store.Conn, session_id: str, batch: list[ChatMessa
 
 async def prepare_session(
     conn: store.Conn,
+    rt: Runtime,
     user_id: uuid.UUID,
     session_id: str,
     title: str | None,
@@ -125,7 +126,7 @@ async def prepare_session(
     session = await store.find_session(conn, session_id)
     if session is None:
         await store.insert_session(conn, session_id, user_id, title or title_from_batch(batch))
-    elif session["user_id"] != user_id:
+    elif not rt.strategies.can_write_session(session, user_id):
         raise session_not_found(session_id)
     elif title is not None and title != session["title"]:
         await store.rename_session(conn, session_id, title)
@@ -163,9 +164,9 @@ async def store_batch(
     """C-MSG-3: the whole batch in one transaction, stats included (C-MSG-7)."""
 
     async def work(conn: store.Conn) -> list[dict[str, Any]]:
-        await prepare_session(conn, user_id, session_id, title, batch)
+        await prepare_session(conn, rt, user_id, session_id, title, batch)
         stored = await write_rows(conn, rt, rows)
-        await store.refresh_stats(conn, session_id)
+        await rt.strategies.refresh_stats(conn, session_id, stored)
         return stored
 
     return await store.in_transaction(rt.pool, work)
@@ -182,7 +183,7 @@ async def store_each(
     """Mutant `batch-not-atomic`: one transaction per message, so a refusal leaves a prefix."""
 
     async def prepare(conn: store.Conn) -> None:
-        await prepare_session(conn, user_id, session_id, title, batch)
+        await prepare_session(conn, rt, user_id, session_id, title, batch)
 
     await store.in_transaction(rt.pool, prepare)
     stored: list[dict[str, Any]] = []
@@ -191,7 +192,7 @@ async def store_each(
         async def one(conn: store.Conn, row: dict[str, Any] = row) -> list[dict[str, Any]]:
             await store.lock_session(conn, session_id)
             written = await write_rows(conn, rt, [row])
-            await store.refresh_stats(conn, session_id)
+            await rt.strategies.refresh_stats(conn, session_id, written)
             return written
 
         stored.extend(await store.in_transaction(rt.pool, one))
@@ -247,7 +248,9 @@ async def get_messages(request: Request) -> JSONResponse:
         session = await store.find_session(conn, session_id)
         if session is None or not rt.strategies.can_read_session(session, user_id):
             raise session_not_found(session_id)
-        return await store.list_messages(conn, session_id, since, rt.strategies.message_order)
+        return await store.list_messages(
+            conn, session_id, since, rt.strategies.message_order, rt.strategies.since_filter
+        )
 
     rows = await store.in_transaction(rt.pool, work)
     items = [message_item(row) for row in rows]

@@ -14,6 +14,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from fastapi import HTTPException as FastAPIHTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from harness.reference import conversation, provider, store
 from harness.reference.models import ChatRequest
 from harness.reference.timestamps import now
@@ -38,6 +41,24 @@ MUTANTS: dict[str, str] = {
     "rate-limit-as-502": "a provider 429 is answered 502 bad_gateway without retryAfter",
     "foreign-session-readable": "GET /api/chat/messages answers for another user's session",
     "stream-loses-newlines": "the streamed text drops newline characters",
+    "since-ts-inclusive": (
+        "GET /api/chat/messages?since_ts= filters with >=: the message at since_ts comes back"
+    ),
+    "retry-after-ignored": (
+        "a provider 429/503 is answered with retryAfter 60, whatever its Retry-After said"
+    ),
+    "retries-client-errors": (
+        "every provider error status is retried like a 5xx, 429 and other 4xx included"
+    ),
+    "stats-not-updated-on-upsert": (
+        "a store that only updates stored messages leaves the session stats and updated_at stale"
+    ),
+    "foreign-session-writable": (
+        "POST /api/chat/messages stores into another user's existing session (and renames it)"
+    ),
+    "framework-error-body": (
+        'unknown routes (404) and wrong methods (405) get FastAPI\'s {"detail": ...} body'
+    ),
 }
 
 
@@ -101,6 +122,18 @@ class Strategies:
     can_read_session: Callable[[dict[str, Any], Any], bool] = _owner_only
     # C-STREAM-1: what happens to each streamed text piece.
     stream_text: Callable[[str], str] = _keep_text
+    # C-MSG-9: the since_ts condition of the message list.
+    since_filter: str = store.SINCE_STRICT
+    # C-CHAT-5: the provider's Retry-After → retryAfter seconds.
+    retry_after: provider.RetryAfterReader = provider.retry_after_seconds
+    # C-CHAT-3: which provider statuses get another attempt.
+    should_retry: provider.RetryPolicy = provider.retryable
+    # C-MSG-7: refreshing the session's stats after a store.
+    refresh_stats: store.StatsRefresher = store.refresh_stats_after_store
+    # C-AUTH-2 for storing messages: may this user write into this existing session?
+    can_write_session: Callable[[dict[str, Any], Any], bool] = _owner_only
+    # C-ERR-1: the exception class whose errors (routing 404/405 among them) get the envelope.
+    http_errors: type[Exception] = StarletteHTTPException
 
 
 _SWAPS: dict[str, dict[str, Any]] = {
@@ -117,6 +150,14 @@ _SWAPS: dict[str, dict[str, Any]] = {
     "rate-limit-as-502": {"map_provider_status": provider.code_for_status_429_as_502},
     "foreign-session-readable": {"can_read_session": _anyone},
     "stream-loses-newlines": {"stream_text": _drop_newlines},
+    "since-ts-inclusive": {"since_filter": store.SINCE_INCLUSIVE},
+    "retry-after-ignored": {"retry_after": provider.retry_after_ignored},
+    "retries-client-errors": {"should_retry": provider.retry_any_failure},
+    "stats-not-updated-on-upsert": {"refresh_stats": store.refresh_stats_on_insert},
+    "foreign-session-writable": {"can_write_session": _anyone},
+    # A handler registered for FastAPI's HTTPException misses the router's
+    # Starlette HTTPException, which then gets FastAPI's default body.
+    "framework-error-body": {"http_errors": FastAPIHTTPException},
 }
 
 assert _SWAPS.keys() == MUTANTS.keys(), "every mutant needs a description and a swap"

@@ -26,6 +26,10 @@ DEFAULT_RETRY_AFTER = 60
 MAX_RETRY_AFTER = 2**31 - 1
 
 StatusMapper = Callable[[int], str]
+# `Retry-After` header value (or None) → whole seconds (C-CHAT-5).
+RetryAfterReader = Callable[[str | None], int]
+# Is a provider HTTP status worth another attempt (C-CHAT-3)?
+RetryPolicy = Callable[[int], bool]
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ def retry_after_seconds(value: str | None, at: datetime | None = None) -> int:
     return min(max(0, math.ceil(delta)), MAX_RETRY_AFTER)
 
 
+def retry_after_ignored(value: str | None, at: datetime | None = None) -> int:
+    """Mutant `retry-after-ignored`: a hard-coded wait, whatever the provider asked for."""
+    return DEFAULT_RETRY_AFTER
+
+
 def provider_error(
     status: int,
     *,
@@ -86,12 +95,13 @@ def provider_error(
     message: str | None,
     retry_after_header: str | None,
     mapper: StatusMapper = code_for_status,
+    retry_after: RetryAfterReader = retry_after_seconds,
 ) -> ApiError:
     """The answer for a provider failure with `status` (HTTP status or stream error code)."""
     code = mapper(status)
     details = message or f"The provider answered HTTP {status}."
     if code == "too_many_requests":
-        seconds = retry_after_seconds(retry_after_header)
+        seconds = retry_after(retry_after_header)
         return ApiError(
             code,
             f"The model {model} is temporarily rate-limited. Please try again in a few "
@@ -108,7 +118,7 @@ def provider_error(
             code,
             f"The model {model} is temporarily unavailable.",
             details=details,
-            retry_after=retry_after_seconds(retry_after_header),
+            retry_after=retry_after(retry_after_header),
         )
     if code == "payment_required":
         return ApiError(code, "The provider requires payment for this request.", details=details)
@@ -189,6 +199,11 @@ def retryable(status: int) -> bool:
     return 500 <= status <= 599 and status != 503
 
 
+def retry_any_failure(status: int) -> bool:
+    """Mutant `retries-client-errors`: every non-2xx is retried, 429 and other 4xx included."""
+    return not 200 <= status <= 299
+
+
 class Provider:
     """One `httpx.AsyncClient` to `{base}/chat/completions`, shared by all requests."""
 
@@ -200,12 +215,16 @@ class Provider:
         api_key: str,
         timeout_ms: int,
         mapper: StatusMapper = code_for_status,
+        retry_after: RetryAfterReader = retry_after_seconds,
+        should_retry: RetryPolicy = retryable,
     ) -> None:
         self.http = http
         self.url = url
         self.api_key = api_key
         self.timeout_ms = timeout_ms
         self.mapper = mapper
+        self.retry_after = retry_after
+        self.should_retry = should_retry
 
     @property
     def timeout_s(self) -> float:
@@ -226,12 +245,13 @@ class Provider:
             message=error_message_of(body),
             retry_after_header=response.headers.get("retry-after"),
             mapper=self.mapper,
+            retry_after=self.retry_after,
         )
 
     async def complete(self, model: str, messages: list[dict[str, str]]) -> Completion:
         """One completion: up to 1 + MAX_RETRIES attempts, each within the timeout."""
         payload = {"model": model, "messages": messages}
-        last_failure = "The provider could not be reached."
+        last_failure = bad_gateway("The provider could not be reached.")
         for _attempt in range(1 + MAX_RETRIES):
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -240,20 +260,22 @@ class Provider:
                 # Never retried: the client has already waited a full timeout.
                 raise gateway_timeout(self.timeout_ms) from None
             except (httpx.RequestError, OSError) as exc:
-                last_failure = f"Connection to the provider failed: {type(exc).__name__}"
+                failed = type(exc).__name__
+                last_failure = bad_gateway(f"Connection to the provider failed: {failed}")
                 continue
             body = _json_or_none(response)
-            if retryable(response.status_code):
-                last_failure = (
-                    error_message_of(body) or f"The provider answered HTTP {response.status_code}."
-                )
-                continue
             if not 200 <= response.status_code <= 299:
-                raise self.error_for(response, model, body)
+                failure = self.error_for(response, model, body)
+                if self.should_retry(response.status_code):
+                    # Given up after the last retry: the last failure's answer
+                    # (502 for the 5xx that are retried).
+                    last_failure = failure
+                    continue
+                raise failure
             if body is None:
                 raise bad_gateway("The provider's answer is not valid JSON.")
             return parse_completion(body, model)
-        raise bad_gateway(last_failure)
+        raise last_failure
 
 
 def _json_or_none(response: httpx.Response) -> Any:

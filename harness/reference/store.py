@@ -38,6 +38,11 @@ ORDER_CONVERSATION = "message_timestamp, seq"
 # Mutant `order-by-storage`.
 ORDER_STORAGE = "seq"
 
+# The since_ts filter of C-MSG-9: strictly after the instant the client holds.
+SINCE_STRICT = "message_timestamp > %s"
+# Mutant `since-ts-inclusive`: the message at since_ts comes back again.
+SINCE_INCLUSIVE = "message_timestamp >= %s"
+
 
 async def in_transaction(pool: AsyncConnectionPool[Any], work: Callable[[Conn], Awaitable[T]]) -> T:
     """Run `work` in one transaction; retried from scratch on deadlock or serialization failure."""
@@ -148,6 +153,24 @@ async def refresh_stats(conn: Conn, session_id: str) -> None:
     )
 
 
+StatsRefresher = Callable[[Conn, str, Sequence[Row]], Awaitable[None]]
+
+
+async def refresh_stats_after_store(conn: Conn, session_id: str, written: Sequence[Row]) -> None:
+    """C-MSG-7: every store refreshes the stats and `updated_at`, updates included."""
+    await refresh_stats(conn, session_id)
+
+
+async def refresh_stats_on_insert(conn: Conn, session_id: str, written: Sequence[Row]) -> None:
+    """Mutant `stats-not-updated-on-upsert`: only a store that inserted a row refreshes.
+
+    Like an `AFTER INSERT` trigger with no `AFTER UPDATE` twin: a retried
+    message (error → success) or an edited answer leaves the stats stale.
+    """
+    if any(row.get("inserted", True) for row in written):
+        await refresh_stats(conn, session_id)
+
+
 # --- messages -----------------------------------------------------------------
 
 
@@ -164,12 +187,16 @@ async def user_message_ids(conn: Conn, session_id: str, ids: Sequence[str]) -> s
 
 
 async def list_messages(
-    conn: Conn, session_id: str, since: datetime | None, order_by: str
+    conn: Conn,
+    session_id: str,
+    since: datetime | None,
+    order_by: str,
+    since_filter: str = SINCE_STRICT,
 ) -> list[Row]:
     where = "session_id = %s"
     params: list[Any] = [session_id]
     if since is not None:
-        where += " AND message_timestamp > %s"
+        where += f" AND {since_filter}"
         params.append(since)
     return await fetch_all(
         conn,
@@ -205,7 +232,8 @@ _UPSERT = (
         error_message = EXCLUDED.error_message
     WHERE m.session_id = EXCLUDED.session_id
     """
-    + f"RETURNING {MESSAGE_COLUMNS}"
+    # xmax is 0 on a row this statement inserted, not on one it updated.
+    + f"RETURNING {MESSAGE_COLUMNS}, (m.xmax = 0) AS inserted"
 )
 
 MessageWriter = Callable[[Conn, Row], Awaitable["Row | None"]]

@@ -32,7 +32,6 @@ from harness.reference.provider import (
     gateway_timeout,
     parse_completion,
     provider_error,
-    retryable,
     usage_counts,
 )
 from harness.reference.timestamps import now_iso
@@ -189,7 +188,7 @@ async def open_stream(
     C-CHAT-5 ApiError otherwise.
     """
     payload = {"model": model, "messages": messages, "stream": True}
-    last_failure = "The provider could not be reached."
+    last_failure = bad_gateway("The provider could not be reached.")
     for _attempt in range(1 + MAX_RETRIES):
         request = provider.http.build_request(
             "POST", provider.url, json=payload, headers=provider.headers()
@@ -200,17 +199,18 @@ async def open_stream(
         except (TimeoutError, httpx.TimeoutException):
             raise gateway_timeout(provider.timeout_ms) from None
         except (httpx.RequestError, OSError) as exc:
-            last_failure = f"Connection to the provider failed: {type(exc).__name__}"
+            last_failure = bad_gateway(f"Connection to the provider failed: {type(exc).__name__}")
             continue
         keep_open = False
         try:
             status = response.status_code
-            if retryable(status) or not 200 <= status <= 299:
+            if not 200 <= status <= 299:
                 body = await _error_body(response, provider.timeout_s)
-                if retryable(status):
-                    last_failure = error_message_of(body) or f"The provider answered HTTP {status}."
+                failure = provider.error_for(response, model, body)
+                if provider.should_retry(status):
+                    last_failure = failure
                     continue
-                raise provider.error_for(response, model, body)
+                raise failure
             upstream = await _upstream_for(response, provider, model)
             try:
                 async with asyncio.timeout(provider.timeout_s):
@@ -220,7 +220,7 @@ async def open_stream(
             except StreamFailure as failure:
                 raise _mapped(provider, response, model, failure) from None
             except (httpx.RequestError, OSError) as exc:
-                last_failure = f"The provider's stream broke: {type(exc).__name__}"
+                last_failure = bad_gateway(f"The provider's stream broke: {type(exc).__name__}")
                 continue
             if first is None:
                 raise bad_gateway("The provider's answer is empty.")
@@ -229,7 +229,7 @@ async def open_stream(
         finally:
             if not keep_open:
                 await response.aclose()
-    raise bad_gateway(last_failure)
+    raise last_failure
 
 
 async def _upstream_for(response: httpx.Response, provider: Provider, model: str) -> Upstream:
@@ -262,6 +262,7 @@ def _mapped(
         message=failure.message,
         retry_after_header=response.headers.get("retry-after"),
         mapper=provider.mapper,
+        retry_after=provider.retry_after,
     )
 
 

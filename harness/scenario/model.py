@@ -234,7 +234,7 @@ STEP_KINDS: dict[str, type[_Step]] = {
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 CHECKS = ("pairing", "context", "order", "lost", "rows", "idempotent", "provider_script",
-          "envelope", "server_error")
+          "envelope", "server_error", "schema")
 
 
 class ClientOptions(_Strict):

@@ -6,15 +6,21 @@ from typing import Any
 
 import pytest
 from refkit import (
+    ALICE,
     BOB,
     FAILED_ID,
     QUESTION,
     FakeProvider,
     assistant_msg,
     backend,
+    completion,
     error_of,
     failure,
     seed_history,
+    split_stream,
+    sse,
+    token_chunk,
+    ts,
     user_msg,
 )
 
@@ -119,6 +125,97 @@ async def test_foreign_session_readable(db: str) -> None:
         assert response.json()["messages"][0]["content"] == "secret"
         # Only reading leaks: writing into it is still refused.
         error_of(await api.store("alices", user_msg("b1", "x", 1), user=BOB), 404, "not_found")
+
+
+async def test_since_ts_inclusive(db: str) -> None:
+    async with backend(db, mutants={"since-ts-inclusive"}) as api:
+        await api.store("s1", user_msg("u1", "q", 0), user_msg("u2", "r", 1))
+        response = await api.read("s1", params={"since_ts": ts(1)})
+        body = response.json()
+        # The message AT since_ts comes back (the client holds it already).
+        assert [m["id"] for m in body["messages"]] == ["u2"]
+        assert body["up_to_date"] is False
+        body = (await api.read("s1", params={"since_ts": ts(0)})).json()
+        assert [m["id"] for m in body["messages"]] == ["u1", "u2"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(429, "too_many_requests"), (503, "service_unavailable")]
+)
+async def test_retry_after_ignored(db: str, status: int, code: str) -> None:
+    provider = FakeProvider(
+        failure(status, headers={"Retry-After": "5"}), failure(status, headers={"Retry-After": "5"})
+    )
+    async with backend(db, provider, mutants={"retry-after-ignored"}) as api:
+        body = {"message": "hi", "model": "m"}
+        for path in ("/api/chat", "/api/chat/stream"):
+            response = await api.request("POST", path, json=body)
+            assert error_of(response, status, code)["retryAfter"] == 60
+            assert response.headers["Retry-After"] == "60"
+        # Only the number is wrong: still one call each, never retried.
+        assert len(provider.requests) == 2
+
+
+async def test_retries_client_errors(db: str) -> None:
+    provider = FakeProvider(failure(429, headers={"Retry-After": "5"}), completion("later"))
+    async with backend(db, provider, mutants={"retries-client-errors"}) as api:
+        body = {"message": "hi", "model": "m"}
+        response = await api.chat(body)
+        assert response.status_code == 200, response.text
+        assert len(provider.requests) == 2
+        # Given up after two retries: the last failure's answer, after 3 calls.
+        provider.script(failure(400), failure(400), failure(400))
+        error_of(await api.chat(body), 400, "bad_request")
+        assert len(provider.requests) == 5
+        # The stream route retries the same way before its first token.
+        provider.script(failure(402), sse(token_chunk("ok"), token_chunk(finish="stop")))
+        response = await api.request("POST", "/api/chat/stream", json=body)
+        assert response.status_code == 200
+        assert split_stream(response.text)[0] == "ok"
+        assert len(provider.requests) == 7
+
+
+async def test_stats_not_updated_on_upsert(db: str) -> None:
+    async with backend(db, mutants={"stats-not-updated-on-upsert"}) as api:
+        await api.store("s1", user_msg("u1", "q", 0, error=True))
+        before = (await api.session("s1")).json()["session"]
+        assert before["message_count"] == 0
+        # The retry that worked, same id: the row is updated ...
+        assert (await api.store("s1", user_msg("u1", "q", 0))).status_code == 201
+        assert (await api.read_ok("s1"))[0]["error"] is False
+        # ... but message_count, preview and updated_at are not.
+        assert (await api.session("s1")).json()["session"] == before
+        # A store that inserts a row refreshes everything again.
+        await api.store("s1", user_msg("u2", "more", 1))
+        after = (await api.session("s1")).json()["session"]
+        assert after["message_count"] == 2 and after["last_message_preview"] == "more"
+
+
+async def test_foreign_session_writable(db: str) -> None:
+    async with backend(db, mutants={"foreign-session-writable"}) as api:
+        await api.store("alices", user_msg("a1", "secret", 0), title="Alice's")
+        response = await api.store("alices", user_msg("b1", "from bob", 1), title="Bob's", user=BOB)
+        assert response.status_code == 201, response.text
+        rows = api.rows(
+            "SELECT s.user_id, s.title, count(m.id) AS n FROM chat_sessions s "
+            "JOIN chat_messages m ON m.session_id = s.id GROUP BY s.id"
+        )
+        # Still alice's session, but renamed by bob and holding bob's message.
+        assert rows == [{"user_id": ALICE, "title": "Bob's", "n": 2}]
+        # Only writing leaks: reading it is still refused.
+        error_of(await api.read("alices", user=BOB), 404, "not_found")
+
+
+async def test_framework_error_body(db: str) -> None:
+    async with backend(db, mutants={"framework-error-body"}) as api:
+        response = await api.request("GET", "/api/nope")
+        assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+        response = await api.request("PUT", "/api/chat")
+        assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
+        assert response.headers["x-request-id"]
+        # The app's own errors keep the envelope.
+        error_of(await api.read("nobody"), 404, "not_found")
+        error_of(await api.chat({"message": "hi"}), 400, "bad_request")
 
 
 async def test_mutants_combine(db: str) -> None:

@@ -1,0 +1,419 @@
+"""Checking a backend's answers against the contract's OpenAPI description.
+
+``openapi.yaml`` (package data, next to ``clauses.yaml``) describes the shape
+of every answer the contract allows. :func:`validate_response` turns one
+answer into a list of human-readable problems, so that a run can flag a body
+of the wrong shape wherever it shows up, not only where a scenario happens to
+look::
+
+    problems = validate_response("GET", "/api/chat/sessions", 200, headers, body)
+    # ["body.sessions[0].updated_at: 'yesterday' is not a 'date-time' (format)"]
+
+The document is read once, and validators are compiled once per (operation,
+status): validating an answer costs a dictionary lookup plus the JSON Schema
+walk. jsonschema and PyYAML are imported on first use only, so importing this
+module (or the pytest plugin) stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import InternalError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+    from referencing import Registry
+
+__all__ = ["Operation", "document", "operation_for", "validate_response"]
+
+# The document's URI in the registry: `$ref: "#/…"` resolves against it.
+BASE_URI = "urn:chat-harness:contract:openapi"
+UNROUTED = "x-chat-harness-unrouted"  # the 404 of an unknown path, the 405 of a wrong method
+LAST_LINE = "x-chat-harness-last-line"  # schema of a text body's last line (streams)
+SAME_AS_BODY = "x-chat-harness-same-as-body"  # a header that repeats a body field
+_HINT = "fix harness/contract/openapi.yaml"
+_MAX_MESSAGE = 300
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INTEGER = re.compile(r"^\s*-?\d+\s*$")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The packaged OpenAPI document, parsed once per process (shared: do not modify it)."""
+    import yaml
+
+    source = resources.files("harness.contract").joinpath("openapi.yaml")
+    try:
+        # The C loader, when PyYAML has it, reads the document ~10x faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(source.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise InternalError(f"openapi.yaml cannot be read: {exc}", hint=_HINT) from None
+    if not isinstance(data, dict) or not isinstance(data.get("paths"), dict):
+        raise InternalError("openapi.yaml: expected a mapping with 'paths'", hint=_HINT)
+    return data
+
+
+# -- finding the operation ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the document: ``POST /api/chat`` and what it promises."""
+
+    method: str  # upper case
+    path: str  # the path template, as in the document
+    operation_id: str
+    clauses: tuple[str, ...]  # its x-contract-clauses
+    pointer: str  # JSON pointer to the operation object in the document
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        """The operation object itself (``$ref``s unresolved)."""
+        return _at(self.pointer)
+
+
+@functools.cache
+def _routes() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """Path templates as regexes; literal paths first, as OpenAPI requires."""
+    routes = []
+    for template in sorted(document()["paths"], key=lambda t: "{" in t):
+        parts = re.split(r"(\{[^}/]+\})", template)
+        regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        routes.append((re.compile(f"^{regex}$"), template))
+    return tuple(routes)
+
+
+def _template_of(path: str) -> str | None:
+    concrete = path.split("?", 1)[0].split("#", 1)[0]
+    return next((template for regex, template in _routes() if regex.match(concrete)), None)
+
+
+def operation_for(method: str, path: str) -> Operation | None:
+    """The operation serving ``method path`` (a concrete path; a query string is ignored)."""
+    template = _template_of(path)
+    return None if template is None else _operation(method.lower(), template)
+
+
+@functools.cache
+def _operation(method: str, template: str) -> Operation | None:
+    spec = document()["paths"][template].get(method)
+    if not isinstance(spec, dict):
+        return None
+    return Operation(
+        method=method.upper(),
+        path=template,
+        operation_id=str(spec.get("operationId", "")),
+        clauses=tuple(spec.get("x-contract-clauses", ())),
+        pointer=f"/paths/{_escape(template)}/{method}",
+    )
+
+
+# -- validating an answer -------------------------------------------------------------
+
+
+def validate_response(
+    method: str, path: str, status: int, headers: Mapping[str, str], body: Any | bytes
+) -> list[str]:
+    """Problems of one answer against the document; ``[]`` when it conforms.
+
+    ``body`` is the raw body as ``bytes``, or anything else as the already
+    parsed JSON (for a text answer: the text). Each problem starts with where
+    it is (``status``, ``header Retry-After``, ``body.data.usage``) and, for a
+    schema violation, ends with the schema rule in parentheses.
+    """
+    template = _template_of(path)
+    if template is None:
+        responses, context = f"/{UNROUTED}/unknownPath", "a path that is no route"
+    elif _operation(method.lower(), template) is None:
+        responses, context = f"/{UNROUTED}/wrongMethod", f"no {method.upper()} on {template}"
+    else:
+        responses = f"/paths/{_escape(template)}/{method.lower()}/responses"
+        context = f"{method.upper()} {template}"
+    check = _compiled(responses, status)
+    if check is None:
+        documented = ", ".join(sorted(_at(responses)))
+        return [f"status {status}: not documented for {context} (documented: {documented})"]
+    return check.problems({name.lower(): value for name, value in headers.items()}, body)
+
+
+@dataclass(frozen=True)
+class _Media:
+    key: str  # as written in the document
+    type: str  # "text/plain"
+    params: frozenset[tuple[str, str]]  # {("charset", "utf-8")}: the answer must have them
+    validator: Draft202012Validator | None
+    last_line: Draft202012Validator | None
+
+
+@dataclass(frozen=True)
+class _Header:
+    name: str
+    required: bool
+    validator: Draft202012Validator | None
+    integer: bool  # HTTP carries text; compare the schema against the number
+    same_as_body: str | None
+
+
+@dataclass(frozen=True)
+class _Check:
+    """Everything needed to check the answers of one (operation, status), compiled once."""
+
+    media: tuple[_Media, ...]
+    headers: tuple[_Header, ...]
+
+    def problems(self, headers: dict[str, str], body: Any) -> list[str]:
+        problems: list[str] = []
+        parsed: Any = None
+        if self.media:
+            media = self._media_for(headers.get("content-type"), problems)
+            if media is not None:
+                parsed = _check_body(media, body, problems)
+        for header in self.headers:
+            _check_header(header, headers, parsed, problems)
+        return problems
+
+    def _media_for(self, content_type: str | None, problems: list[str]) -> _Media | None:
+        expected = " or ".join(repr(m.key) for m in self.media)
+        if content_type is None:
+            problems.append(f"header content-type: missing; expected {expected}")
+            return None
+        kind, params = _parse_media(content_type)
+        for media in self.media:
+            if media.type in (kind, "*/*") and media.params <= params:
+                return media
+        problems.append(f"header content-type: {content_type!r} is not {expected}")
+        return None
+
+
+def _check_body(media: _Media, body: Any, problems: list[str]) -> Any:
+    """Validate ``body`` against ``media``; returns it parsed (None when unparseable)."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            return None
+        if media.type == "application/json" or media.type.endswith("+json"):
+            try:
+                body = json.loads(body)
+            except ValueError as exc:
+                problems.append(f"body: not JSON ({exc}): {_short(repr(body))}")
+                return None
+    if media.validator is not None:
+        problems.extend(_schema_problems(media.validator, body, "body"))
+    if media.last_line is not None and isinstance(body, str):
+        _check_last_line(media.last_line, body, problems)
+    return body
+
+
+def _check_last_line(validator: Draft202012Validator, text: str, problems: list[str]) -> None:
+    """A streamed answer is text, ``"\\n"``, then one JSON line (C-STREAM-1)."""
+    _, newline, last = text.rpartition("\n")
+    if not newline:
+        problems.append("body: no newline; expected the text, '\\n', then a JSON line")
+        return
+    try:
+        line = json.loads(last)
+    except ValueError as exc:
+        problems.append(f"body[last line]: not JSON: {exc}: {_short(repr(last))}")
+        return
+    problems.extend(_schema_problems(validator, line, "body[last line]"))
+
+
+def _check_header(header: _Header, headers: dict[str, str], body: Any, problems: list[str]) -> None:
+    raw = headers.get(header.name.lower())
+    where = f"header {header.name}"
+    if raw is None:
+        if header.required:
+            problems.append(f"{where}: missing (required)")
+        return
+    value: Any = int(raw) if header.integer and _INTEGER.match(raw) else raw
+    found = _schema_problems(header.validator, value, where) if header.validator else []
+    problems.extend(found)
+    field = header.same_as_body
+    if not found and field and isinstance(body, dict) and field in body and body[field] != value:
+        problems.append(f"{where}: {raw!r} differs from body.{field} ({body[field]!r})")
+
+
+# -- compiling -------------------------------------------------------------------------
+
+
+@functools.cache
+def _compiled(responses_pointer: str, status: int) -> _Check | None:
+    """The check for ``status`` among the responses at ``responses_pointer``; None if absent.
+
+    Lookup order as in OpenAPI: the exact status, its range (``4XX``), ``default``.
+    """
+    responses = _at(responses_pointer)
+    by_key = {str(key).upper(): str(key) for key in responses}
+    wanted = (str(status), f"{status // 100}XX", "DEFAULT")
+    found = next((by_key[key] for key in wanted if key in by_key), None)
+    if found is None:
+        return None
+    response, pointer = _deref(f"{responses_pointer}/{_escape(found)}")
+    media = []
+    for key in response.get("content") or {}:
+        spec, at = _deref(f"{pointer}/content/{_escape(key)}")
+        kind, params = _parse_media(key)
+        schema = _validator(f"{at}/schema") if "schema" in spec else None
+        last = _validator(f"{at}/{LAST_LINE}") if LAST_LINE in spec else None
+        media.append(_Media(key, kind, params, schema, last))
+    media.sort(key=lambda m: -len(m.params))  # the most specific first
+    headers = []
+    for name in response.get("headers") or {}:
+        if name.lower() == "content-type":
+            continue  # OpenAPI: a Content-Type header description SHALL be ignored
+        spec, at = _deref(f"{pointer}/headers/{_escape(name)}")
+        schema = spec.get("schema")
+        validator = _validator(f"{at}/schema") if schema is not None else None
+        integer = isinstance(schema, dict) and schema.get("type") == "integer"
+        required = bool(spec.get("required", False))
+        headers.append(_Header(name, required, validator, integer, spec.get(SAME_AS_BODY)))
+    return _Check(tuple(media), tuple(headers))
+
+
+def _validator(pointer: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(
+        _inlined(_at(pointer), (pointer,)),
+        registry=_registry(),
+        format_checker=_format_checker(),
+    )
+
+
+def _inlined(node: Any, stack: tuple[str, ...]) -> Any:
+    """``node`` with its local ``$ref``s replaced by what they point at.
+
+    Following a ``$ref`` through the registry at every visit was 40% of the
+    validation time; inlined once, the walk does no lookups. A ``$ref`` with
+    sibling keywords becomes ``allOf`` (the same meaning in 2020-12); a
+    recursive one stays a ``$ref``, for the registry to resolve.
+    """
+    if isinstance(node, list):
+        return [_inlined(item, stack) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if not (isinstance(ref, str) and ref.startswith("#/")):
+        return {key: _inlined(value, stack) for key, value in node.items()}
+    siblings = {key: _inlined(value, stack) for key, value in node.items() if key != "$ref"}
+    target = ref[1:]
+    if target in stack:
+        return {**siblings, "$ref": BASE_URI + ref}
+    inlined = _inlined(_at(target), (*stack, target))
+    return {"allOf": [inlined], **siblings} if siblings else inlined
+
+
+@functools.cache
+def _registry() -> Registry[Any]:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    resource = Resource.from_contents(document(), default_specification=DRAFT202012)
+    return Registry().with_resource(BASE_URI, resource)
+
+
+@functools.cache
+def _format_checker() -> FormatChecker:
+    """jsonschema's format checkers, with a ``date-time`` that needs no optional package.
+
+    jsonschema checks ``date-time`` only when ``rfc3339-validator`` happens to
+    be installed, and silently lets everything pass otherwise.
+    """
+    from jsonschema import FormatChecker
+
+    checker = FormatChecker()
+    checker.checks("date-time")(_is_date_time)
+    return checker
+
+
+def _is_date_time(instance: object) -> bool:
+    """RFC 3339 ``date-time`` (JSON Schema's format), with real calendar values."""
+    if not isinstance(instance, str):
+        return True  # formats only constrain strings
+    match = _RFC3339.match(instance)
+    if match is None:
+        return False
+    date, time, fraction, offset = match.groups()
+    time = time[:6] + "59" if time.endswith("60") else time  # a leap second
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        datetime.fromisoformat(f"{date}T{time}{(fraction or '')[:7]}{offset}")
+    except ValueError:
+        return False
+    return True
+
+
+# -- reporting and plumbing -------------------------------------------------------------
+
+
+def _schema_problems(validator: Draft202012Validator, instance: Any, root: str) -> list[str]:
+    errors = sorted(
+        validator.iter_errors(instance),
+        key=lambda e: [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in e.absolute_path],
+    )
+    return [_describe(error, root) for error in errors]
+
+
+def _describe(error: ValidationError, root: str) -> str:
+    """``body.items[0].timestamp: 'abc' is not a 'date-time' (format)``."""
+    where = root + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" if _NAME.match(part) else f"[{part!r}]"
+        for part in error.absolute_path
+    )
+    return f"{where}: {_short(error.message)} ({error.validator})"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _at(pointer: str) -> Any:
+    """What the JSON pointer ``pointer`` names in the document (resolved by ``referencing``)."""
+    from referencing.exceptions import Unresolvable
+
+    try:
+        return _registry().resolver().lookup(f"{BASE_URI}#{pointer}").contents
+    except Unresolvable:
+        raise InternalError(f"openapi.yaml: nothing at {pointer!r}", hint=_HINT) from None
+
+
+def _deref(pointer: str) -> tuple[dict[str, Any], str]:
+    """The object at ``pointer``, following local ``$ref``s; and where it really is."""
+    node, seen = _at(pointer), {pointer}
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        ref = node["$ref"]
+        if not ref.startswith("#/") or ref[1:] in seen:
+            raise InternalError(f"openapi.yaml: {pointer}: bad or cyclic $ref {ref!r}", hint=_HINT)
+        pointer = ref[1:]
+        seen.add(pointer)
+        node = _at(pointer)
+    if not isinstance(node, dict):
+        raise InternalError(f"openapi.yaml: {pointer}: expected an object", hint=_HINT)
+    return node, pointer
+
+
+def _parse_media(value: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    """``"Text/Plain; charset=UTF-8"`` → ``("text/plain", {("charset", "utf-8")})``."""
+    kind, *rest = value.split(";")
+    params = set()
+    for part in rest:
+        name, _, val = part.partition("=")
+        if name.strip():
+            params.add((name.strip().lower(), val.strip().strip('"').lower()))
+    return kind.strip().lower(), frozenset(params)
