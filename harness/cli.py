@@ -23,10 +23,14 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     argv = ["-p", "chat_harness", *(args.paths or ["scenarios"])]
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
-    for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports"):
+    for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports", "target_cmd",
+                "target_url", "provider_port", "jwt_secret", "start_timeout"):
         value = getattr(args, opt)
         if value:
-            argv += [f"--{opt.replace('_', '-')}", value]
+            argv += [f"--{opt.replace('_', '-')}", str(value)]
+    for flag in ("no_schema", "reset_db"):
+        if getattr(args, flag):
+            argv.append(f"--{flag.replace('_', '-')}")
     return int(pytest.main(argv + rest))
 
 
@@ -66,6 +70,47 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
     return 0 if matrix.ok else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.errors import ConfigError
+    from harness.reporting import html, jsonfile
+
+    results = Path(args.results)
+    if not results.is_file():
+        raise ConfigError(f"{results}: no such results file",
+                          hint="every 'chat-harness run' writes reports/results.json; "
+                          "name another with 'chat-harness report PATH'")
+    try:
+        doc = jsonfile.read(results)
+    except ValueError as exc:  # not JSON, or not our format
+        raise ConfigError(f"{results} cannot be read as results: {exc}",
+                          hint=f"give a {jsonfile.FORMAT} file written by a run") from None
+    out = html.write(doc, Path(args.output) if args.output else results.with_name("report.html"))
+    print(html.summary_line(doc, out))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.errors import UsageError
+    from harness.importer import import_file
+
+    text = import_file(Path(args.file), name=args.name)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{out} cannot be written: {exc.strerror}") from None
+    print(f"scenario written to {out}; run it with: chat-harness run {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chat-harness",
@@ -81,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db-url", default=None, metavar="URL")
     run.add_argument("--db-image", default=None, metavar="IMAGE")
     run.add_argument("--fixtures-dir", default=None, metavar="DIR")
+    run.add_argument("--target-cmd", default=None, metavar="CMD",
+                     help="start CMD as the backend (environment of C-RUN-1)")
+    run.add_argument("--target-url", default=None, metavar="URL",
+                     help="test a backend already running at URL")
+    run.add_argument("--provider-port", default=None, type=int, metavar="N",
+                     help="serve the scripted provider on this port")
+    run.add_argument("--no-schema", action="store_true", help="the backend migrates itself")
+    run.add_argument("--reset-db", action="store_true",
+                     help="--target-url: empty the chat tables of --db-url between scenarios")
+    run.add_argument("--jwt-secret", default=None, metavar="SECRET")
+    run.add_argument("--start-timeout", default=None, type=float, metavar="SECONDS")
     run.add_argument("--reports", default=None, metavar="DIR",
                      help="results.json and junit.xml go there (default: reports)")
     cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "
@@ -111,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--host", default="127.0.0.1")
     prov.add_argument("--port-file", default=None, metavar="PATH",
                       help="also write the bound port to this file")
+    rep = sub.add_parser("report", help="render a run's results.json as one self-contained "
+                         "HTML file (every run also writes report.html next to it)")
+    rep.add_argument("results", nargs="?", default="reports/results.json", metavar="RESULTS_JSON")
+    rep.add_argument("-o", "--output", default=None, metavar="OUT.html",
+                     help="default: report.html next to RESULTS_JSON")
+    imp = sub.add_parser("import", help="turn a recorded exchange (HAR, or a JSON list of "
+                         "request/response pairs) into a scenario YAML")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("-o", "--output", default=None, metavar="OUT.yaml",
+                     help="write there (put it under a scenarios/ folder); default: stdout")
+    imp.add_argument("--name", default=None, help="the scenario's name (default: from FILE)")
     return parser
 
 
@@ -140,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             return _db(args)
         if args.command == "mutants":
             return _mutants(args, rest)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "import":
+            return _import(args)
         if args.command == "mutants-list":
             from harness.reference.mutants import MUTANTS
 

@@ -32,6 +32,19 @@ class RunConfig:
     # PROVIDER_TIMEOUT_MS given to the backend: short, so timeout scenarios stay fast
     provider_timeout_ms: int = 1000
     request_timeout_s: float = 30.0
+    # black-box targets (--target-cmd / --target-url)
+    target_cmd: str | None = None
+    target_url: str | None = None
+    provider_port: int = 0  # 0: a free port
+    apply_schema: bool = True  # --no-schema: the backend migrates itself
+    reset_db: bool = True  # --target-url: only with --reset-db (the backend's own database)
+    start_timeout_s: float = 60.0  # for GET /api/health of --target-cmd
+    reports: Path = Path("reports")  # logs (target.log) go there too
+
+    @property
+    def mode(self) -> str:
+        """``reference`` (in-process), ``cmd`` or ``url``."""
+        return "cmd" if self.target_cmd else "url" if self.target_url else "reference"
 
     @property
     def schema(self) -> Path:
@@ -41,7 +54,10 @@ class RunConfig:
     def from_options(
         cls, *, target: str | None = None, mutants: list[str] | None = None,
         db: str | None = None, db_url: str | None = None, db_image: str | None = None,
-        fixtures: str | None = None,
+        fixtures: str | None = None, target_cmd: str | None = None,
+        target_url: str | None = None, provider_port: int | None = None,
+        no_schema: bool = False, reset_db: bool = False, jwt_secret: str | None = None,
+        start_timeout_s: float | None = None, reports: str | None = None,
     ) -> RunConfig:
         url = db_url or os.environ.get("CHAT_HARNESS_DATABASE_URL") or None
         names: set[str] = set()
@@ -57,12 +73,36 @@ class RunConfig:
                     hint="known mutants: " + ", ".join(sorted(MUTANTS)),
                 )
         if target not in (None, "reference"):
-            raise ConfigError(f"unknown target {target!r}", hint="use --target reference")
+            raise ConfigError(f"unknown target {target!r}",
+                              hint="use --target reference, --target-cmd CMD or --target-url URL")
+        if target_cmd and target_url:
+            raise ConfigError("--target-cmd and --target-url exclude each other",
+                              hint="--target-cmd starts the backend; "
+                              "--target-url uses a running one")
+        if target_url:
+            if not target_url.startswith(("http://", "https://")):
+                raise ConfigError(f"--target-url must be an http(s) URL, got {target_url!r}",
+                                  hint="e.g. --target-url http://127.0.0.1:3000")
+            if names:
+                raise ConfigError("--mutant needs a backend the harness starts",
+                                  hint="mutants are switched on in the reference backend: "
+                                  "use --target-cmd 'python -m harness.reference' or no target")
+        if provider_port is not None and not 0 <= provider_port <= 65535:
+            raise ConfigError(f"--provider-port must be 0..65535, got {provider_port}")
         return cls(
-            target=target or "reference",
+            target=("cmd" if target_cmd else "url" if target_url else target or "reference"),
             mutants=frozenset(names),
             db=db or ("url" if url else os.environ.get("CHAT_HARNESS_DB", "auto")),
             db_url=url,
             db_image=db_image,
             fixtures=Path(fixtures) if fixtures else _find_fixtures(),
+            target_cmd=target_cmd or None,
+            target_url=target_url.rstrip("/") if target_url else None,
+            provider_port=provider_port or 0,
+            apply_schema=not no_schema,
+            reset_db=not target_url or reset_db,
+            jwt_secret=jwt_secret or os.environ.get("CHAT_HARNESS_JWT_SECRET")
+            or DEFAULT_JWT_SECRET,
+            start_timeout_s=start_timeout_s or 60.0,
+            reports=Path(reports) if reports else Path("reports"),
         )

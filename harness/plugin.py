@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _HARNESS = pytest.StashKey["Harness"]()
 _SCENARIOS = pytest.StashKey[list["Scenario"]]()
 _RESULTS = pytest.StashKey[list["ScenarioResult"]]()
+_CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -41,6 +42,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "built locally when missing)")
     group.addoption("--fixtures-dir", default=None, metavar="DIR",
                     help="fixtures folder with schema.sql (default: ./fixtures)")
+    group.addoption("--target-cmd", default=None, metavar="CMD",
+                    help="start CMD (through sh) as the backend under test, with PORT, "
+                    "DATABASE_URL, OPENROUTER_BASE_URL, ... in its environment")
+    group.addoption("--target-url", default=None, metavar="URL",
+                    help="test a backend that is already running at URL")
+    group.addoption("--provider-port", default=None, type=int, metavar="N",
+                    help="serve the scripted provider on this port (default: a free one)")
+    group.addoption("--no-schema", action="store_true", default=False,
+                    help="do not apply fixtures/schema.sql: the backend migrates itself")
+    group.addoption("--reset-db", action="store_true", default=False,
+                    help="--target-url with --db-url: empty the chat tables of that "
+                    "database between scenarios (only for a database kept for tests)")
+    group.addoption("--jwt-secret", default=None, metavar="SECRET",
+                    help="JWT_SECRET of the backend (default: the harness's own; "
+                    "env CHAT_HARNESS_JWT_SECRET)")
+    group.addoption("--start-timeout", default=None, type=float, metavar="SECONDS",
+                    help="how long --target-cmd may take to answer GET /api/health (60)")
     group.addoption("--reports", default=None, metavar="DIR",
                     help="write results.json and junit.xml there (default: reports; "
                     "'' for none)")
@@ -77,11 +95,15 @@ def _is_scenario(config: pytest.Config, path: Any) -> bool:
     if path.suffix not in SUFFIXES:
         return False
     dirs = set(config.getini("chat_harness_scenario_dirs"))
-    try:
-        rel = path.relative_to(config.rootpath)
-    except ValueError:
-        rel = path
-    return any(part in dirs for part in rel.parts[:-1])
+    # a folder of that name at or below the rootdir or a path given on the
+    # command line, or one that holds a given path (`run scenarios/x.yaml`)
+    from pathlib import Path
+
+    anchors = [config.rootpath] + [Path(a.split("::")[0]).resolve() for a in config.args]
+    return any(
+        parent.name in dirs and any(
+            parent.is_relative_to(anchor) or anchor.is_relative_to(parent) for anchor in anchors)
+        for parent in path.parents)
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
@@ -96,8 +118,11 @@ class ScenarioFile(pytest.File):
         from harness.scenario.load import load_file
 
         try:
-            root = self.config.rootpath
-            shown = (self.path.relative_to(root).as_posix() if self.path.is_relative_to(root)
+            # as the user can type it again from here (the rerun command uses it)
+            from pathlib import Path
+
+            here = Path.cwd()
+            shown = (self.path.relative_to(here).as_posix() if self.path.is_relative_to(here)
                      else str(self.path))
             scenarios = load_file(self.path, display=shown)
         except ScenarioError as exc:
@@ -124,6 +149,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     from harness.coverage import coverage_of, summary_line
 
     terminalreporter.write_line(summary_line(coverage_of(scenarios, strict=False)))
+    harness = config.stash.get(_HARNESS, None)
+    if harness is not None and not harness.has_db:
+        terminalreporter.write_line(
+            "notice: no database given (--db-url): db steps skipped their scenarios and "
+            "the DB-level checks (rows, stored timestamps) did not run")
     results = config.stash.get(_RESULTS, [])
     reports = _reports_dir(config)
     if results and reports is not None:
@@ -134,6 +164,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                 "mutants": sorted(harness.config.mutants) if harness else []}
         path = jsonfile.write(reports / "results.json", results, meta=meta)
         terminalreporter.write_line(f"results: {path}")
+        from harness.reporting import html
+
+        config.stash[_CLOSING] = html.after_run(path)  # writes report.html next to it
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own summary: the run in one line, and where the report is."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if _CLOSING in config.stash and reporter is not None:
+        reporter.write_line(config.stash[_CLOSING])
 
 
 def _harness(config: pytest.Config) -> Harness:
@@ -143,10 +183,18 @@ def _harness(config: pytest.Config) -> Harness:
         from harness.runner.session import Harness
 
         try:
+            reports = _reports_dir(config)
             run_config = RunConfig.from_options(
                 target=config.getoption("target"), mutants=config.getoption("mutant"),
                 db=config.getoption("db"), db_url=config.getoption("db_url"),
                 db_image=config.getoption("db_image"), fixtures=config.getoption("fixtures_dir"),
+                target_cmd=config.getoption("target_cmd"),
+                target_url=config.getoption("target_url"),
+                provider_port=config.getoption("provider_port"),
+                no_schema=config.getoption("no_schema"), reset_db=config.getoption("reset_db"),
+                jwt_secret=config.getoption("jwt_secret"),
+                start_timeout_s=config.getoption("start_timeout"),
+                reports=str(reports) if reports is not None else None,
             )
             harness = Harness(run_config)
             config.add_cleanup(harness.close)
@@ -166,8 +214,14 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append(("covers", clause))
 
     def runtest(self) -> None:
+        from harness.errors import EnvironmentProblem
+
         harness = _harness(self.config)
-        result = harness.run(self.scenario)
+        try:
+            result = harness.run(self.scenario)
+        except EnvironmentProblem as exc:
+            # the backend or the database is gone: every later scenario would fail too
+            pytest.exit(f"chat-harness cannot go on: {exc.render()}", returncode=3)
         self.config.stash[_RESULTS].append(result)
         self.user_properties.append(("duration_s", round(result.duration_s, 4)))
         if result.skipped is not None:

@@ -55,3 +55,21 @@ def start(url: str) -> Database:
         description=f"database {name} on the server of --db-url",
         _stop=stop,
     )
+
+
+def attach(url: str) -> Database:
+    """The database of a backend that is already running (``--target-url`` with ``--db-url``).
+
+    Unlike :func:`start` this creates nothing: it is the backend's own
+    database, read by DB-level checks. The harness empties its chat tables
+    between scenarios only when the user says so (``--reset-db``).
+    """
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"--db-url must be a postgresql:// URL, got {url!r}",
+            hint="the URL of the database the backend under test uses",
+        )
+    parts = urlsplit(url)
+    shown = urlunsplit(parts._replace(netloc=parts.hostname or "")) if parts.password else url
+    return Database(kind="attached", url=url, tcp_url=url,
+                    description=f"the backend's database {shown}")

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # -- what a scenario can plan ------------------------------------------------
 
@@ -117,10 +117,29 @@ def _count_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
-class ScriptedProvider:
-    """Plans answers, serves them in order, records every call."""
+class ProviderControl(Protocol):
+    """What the runner and the checks use of a provider: the engine itself, in
+    process, or :class:`~harness.provider.remote.RemoteProvider` for one served
+    over HTTP. Both hand back the same dataclasses."""
 
-    def __init__(self) -> None:
+    step: int | None
+
+    def reset(self) -> None: ...
+    def plan(self, answer: Answer, *, for_model: str | None = None) -> None: ...
+    def pending(self) -> list[tuple[str | None, Answer]]: ...
+    def discard_pending(self) -> None: ...
+    def calls_in_step(self, step: int) -> list[ProviderCall]: ...
+
+
+class ScriptedProvider:
+    """Plans answers, serves them in order, records every call.
+
+    ``default`` answers every call nothing was planned for (instead of a 599):
+    for generated traffic (``chat-harness fuzz``) where no one scripts calls.
+    """
+
+    def __init__(self, *, default: Answer | None = None) -> None:
+        self.default = default
         self._shared: deque[Answer] = deque()
         self._by_model: dict[str, deque[Answer]] = {}
         self.calls: list[ProviderCall] = []
@@ -162,7 +181,7 @@ class ScriptedProvider:
             return self._by_model[model].popleft()
         if self._shared:
             return self._shared.popleft()
-        return None
+        return self.default
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Outgoing:
         """Record one request and produce the planned answer for it."""
@@ -233,7 +252,7 @@ class ScriptedProvider:
             return Outgoing(
                 status=answer.status,
                 headers={"content-type": "application/json", **answer.headers},
-                body=b"", delay_s=delay, chunks=[(0.0, data)] if data else [], cut=True,
+                body=b"", delay_s=delay, chunks=((0.0, data),) if data else (), cut=True,
             )
         return Outgoing(
             status=answer.status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import random
@@ -18,7 +19,7 @@ import httpx
 from harness.contract import oracle
 from harness.db import Database
 from harness.errors import Location, ScenarioError
-from harness.provider import Answer, ScriptedProvider
+from harness.provider import Answer, ProviderControl
 from harness.runner.client import ChatClient, Clock
 from harness.runner.match import Matcher, mismatches, short, status_matches
 from harness.runner.result import Exchange, ScenarioResult, StepRecord
@@ -44,7 +45,7 @@ class RunContext:
     """What one scenario run borrows from the harness session."""
 
     client: httpx.AsyncClient  # speaks to the backend under test
-    provider: ScriptedProvider
+    provider: ProviderControl
     db: Database | None
     jwt_secret: str
     target: str
@@ -53,6 +54,7 @@ class RunContext:
     fixtures_dir: Path = Path("fixtures")
     reproduce: str = ""
     provider_api_key: str = ""
+    salt: str = ""  # mixed into users and generated ids where the database is not reset
 
 
 class _Variables(dict[str, Any]):
@@ -92,7 +94,8 @@ class ScenarioRun:
     def __init__(self, scenario: Scenario, ctx: RunContext) -> None:
         self.scenario = scenario
         self.ctx = ctx
-        seed = int.from_bytes(hashlib.sha256(scenario.id.encode()).digest()[:8], "big")
+        seed = int.from_bytes(
+            hashlib.sha256((ctx.salt + scenario.id).encode()).digest()[:8], "big")
         start = oracle.parse_ts(scenario.header.start_at)
         if start is None:
             raise ScenarioError(
@@ -118,10 +121,11 @@ class ScenarioRun:
         })
         self._tokens: dict[str, str] = {}
         self._step: StepRecord | None = None
+        self._started = time.perf_counter()
 
     # -- identity ----------------------------------------------------------
     def user_id(self, actor: str) -> str:
-        return str(uuid.uuid5(ACTOR_NAMESPACE, f"{self.scenario.id}/{actor}"))
+        return str(uuid.uuid5(ACTOR_NAMESPACE, f"{self.ctx.salt}{self.scenario.id}/{actor}"))
 
     def token(self, actor: str, spec: Token | None = None) -> str:
         """The actor's JWT; ``spec`` makes a deliberately odd one (C-AUTH-1 edges)."""
@@ -196,33 +200,62 @@ class ScenarioRun:
 
     # -- the run -------------------------------------------------------------
     async def execute(self) -> ScenarioResult:
-        from harness.checks import run_builtin_checks
         from harness.runner import steps
 
-        started = time.perf_counter()
-        self.ctx.provider.reset()
+        await self.begin()
         try:
             for index, step in enumerate(self.scenario.steps):
-                record = StepRecord(index=index, kind=step.kind, title=self._title(step),
-                                    line=self.scenario.step_lines[index])
-                self.result.steps.append(record)
-                self._step = record
-                self.ctx.provider.step = index
-                self._plan(step)
-                await steps.execute(self, index, step)
-                self._provider_expect(index, step)
-                self._provider_script(index)
-                record.provider_calls = [
-                    {"model": c.model, "messages": c.messages, "answer": c.answer}
-                    for c in self.ctx.provider.calls_in_step(index)
-                ]
+                await self.run_step(index, step)
         except steps.Skip as skip:
             self.result.skipped = str(skip)
             return self.result
+        return await self.check()
+
+    # -- step by step (``execute`` is begin, run_step for each step, check) ------
+    # A driver that picks each step after seeing the last one's outcome (the
+    # state machine of harness.explore) runs the very same code as a scenario.
+
+    async def begin(self) -> None:
+        """Start the run: the provider forgets the previous run's plan and calls."""
+        self._started = time.perf_counter()
+        self.ctx.provider.reset()
+
+    async def run_step(self, index: int, step: Step) -> StepRecord:
+        """Run one step; a step just past the scenario's last is appended to it.
+
+        Appending lets a driver build the scenario as it goes, so that what ran
+        is always ``self.scenario`` (and can be saved as YAML). Raises
+        ``steps.Skip`` as ``execute`` would stop on it.
+        """
+        from harness.runner import steps
+
+        if index == len(self.scenario.steps):
+            self.scenario = dataclasses.replace(
+                self.scenario, steps=(*self.scenario.steps, step),
+                step_lines=(*self.scenario.step_lines, 0))
+        record = StepRecord(index=index, kind=step.kind, title=self._title(step),
+                            line=self.scenario.step_lines[index])
+        self.result.steps.append(record)
+        self._step = record
+        self.ctx.provider.step = index
+        self._plan(step)
+        await steps.execute(self, index, step)
+        self._provider_expect(index, step)
+        self._provider_script(index)
+        record.provider_calls = [
+            {"model": c.model, "messages": c.messages, "answer": c.answer}
+            for c in self.ctx.provider.calls_in_step(index)
+        ]
+        return record
+
+    async def check(self) -> ScenarioResult:
+        """The built-in checks over everything run so far (failures land in the result)."""
+        from harness.checks import run_builtin_checks
+
         self._step = None
         self.ctx.provider.step = None
         await run_builtin_checks(self)
-        self.result.duration_s = time.perf_counter() - started
+        self.result.duration_s = time.perf_counter() - self._started
         return self.result
 
     def _title(self, step: Step) -> str:

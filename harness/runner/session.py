@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shlex
 from typing import Any
 
@@ -29,6 +30,7 @@ class Harness:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self.target: Target | None = None
+        self._salt = ""
 
     @property
     def db(self) -> Database:
@@ -36,34 +38,64 @@ class Harness:
             raise InternalError("the harness session is not started")
         return self._db
 
+    @property
+    def has_db(self) -> bool:
+        """False with ``--target-url`` and no ``--db-url``: DB-level checks are skipped."""
+        return self._db is not None
+
     def start(self) -> None:
         if self.target is not None:
             return
+        config = self.config
         try:
-            if self._db is None:
-                self._db = provision(self.config.db, url=self.config.db_url,
-                                     image=self.config.db_image)
-            self._db.apply_schema(self.config.schema)
+            if self._db is None and config.mode == "url":
+                if config.db_url:
+                    from harness.db.url import attach
+
+                    self._db = attach(config.db_url)
+            elif self._db is None:
+                self._db = provision(config.db, url=config.db_url, image=config.db_image)
+            if self._db is not None and config.apply_schema and config.mode != "url":
+                self._db.apply_schema(config.schema)
             self._loop = asyncio.new_event_loop()
             self.target = self._loop.run_until_complete(self._start_target())
+            # a backend that does not reset between runs sees fresh users and ids
+            self._salt = "" if self._db is not None and config.reset_db else (
+                secrets.token_hex(4) + "/")
         except BaseException:
             self.close()
             raise
 
     async def _start_target(self) -> Target:
-        from harness.targets import inprocess
+        from harness.targets import blackbox, inprocess
 
         self._stack = contextlib.AsyncExitStack()
-        return await self._stack.enter_async_context(
-            inprocess.reference(
-                self.db, jwt_secret=self.config.jwt_secret, mutants=self.config.mutants,
-                provider_timeout_ms=self.config.provider_timeout_ms,
+        config = self.config
+        if config.mode == "cmd":
+            target = blackbox.command(config, self.db)
+        elif config.mode == "url":
+            target = blackbox.url(config)
+        else:
+            target = inprocess.reference(
+                self.db, jwt_secret=config.jwt_secret, mutants=config.mutants,
+                provider_timeout_ms=config.provider_timeout_ms,
             )
-        )
+        return await self._stack.enter_async_context(target)
 
     def reproduce(self, scenario: Scenario) -> str:
         """The command that reruns just ``scenario`` with this session's options."""
+        config = self.config
         args = ["chat-harness", "run", f"{scenario.display}::{scenario.id}"]
+        if config.target_cmd:
+            args += ["--target-cmd", config.target_cmd]
+        if config.target_url:
+            args += ["--target-url", config.target_url]
+        if config.provider_port:
+            args += ["--provider-port", str(config.provider_port)]
+        if not config.apply_schema:
+            args.append("--no-schema")
+        if config.target_url and config.reset_db:
+            args.append("--reset-db")
         for mutant in sorted(self.config.mutants):
             args += ["--mutant", mutant]
         if self.config.db != "auto":
@@ -77,14 +109,22 @@ class Harness:
     def run(self, scenario: Scenario) -> ScenarioResult:
         self.start()
         assert self._loop is not None and self.target is not None
-        self.db.reset()
+        self._check_alive()
+        if self._db is not None and self.config.reset_db:
+            self._db.reset()
+        elif scenario.pinned_ids:
+            return ScenarioResult(
+                scenario_id=scenario.id, file=scenario.display, target=self.target.name,
+                skipped=f"{scenario.pinned_ids}, and the backend's database is not emptied "
+                "between scenarios here (give --db-url URL --reset-db for a test database)",
+                reproduce=self.reproduce(scenario))
         ctx = RunContext(
-            client=self.target.client, provider=self.target.provider, db=self.db,
+            client=self.target.client, provider=self.target.provider, db=self._db,
             jwt_secret=self.config.jwt_secret, target=self.target.name,
             provider_timeout_ms=self.target.provider_timeout_ms,
             request_timeout_s=self.config.request_timeout_s,
             fixtures_dir=self.config.fixtures, reproduce=self.reproduce(scenario),
-            provider_api_key=self.target.provider_api_key,
+            provider_api_key=self.target.provider_api_key, salt=self._salt,
         )
         task = self._loop.create_task(ScenarioRun(scenario, ctx).execute())
         try:
@@ -96,6 +136,20 @@ class Harness:
             with contextlib.suppress(BaseException):
                 self._loop.run_until_complete(task)
             raise
+
+    def _check_alive(self) -> None:
+        """A started backend that died stops the run at once, with its last words."""
+        target = self.target
+        if target is not None and target.alive is not None and not target.alive():
+            from harness.errors import TargetError
+
+            tail = ""
+            if target.log:
+                with contextlib.suppress(OSError), open(
+                        target.log, encoding="utf-8", errors="replace") as log:
+                    tail = "".join(log.readlines()[-20:])
+            raise TargetError(f"the backend exited during the run; its log ({target.log}) "
+                              f"ends:\n{tail}", hint="the failures above may show what killed it")
 
     def close(self) -> None:
         """Stop the target, the loop and (if ours) the database. Safe to call twice."""

@@ -23,6 +23,7 @@ from harness.scenario.model import (
     HTTP_METHODS,
     STEP_KINDS,
     ClientOptions,
+    DbStep,
     Header,
     HttpStep,
     ParallelStep,
@@ -57,6 +58,23 @@ class Scenario:
 
     def check_enabled(self, name: str) -> bool:
         return self.header.checks.get(name, True)
+
+    @property
+    def pinned_ids(self) -> str | None:
+        """Why the scenario needs a database emptied before it, or ``None``.
+
+        A fixed ``session:`` or raw request bodies name ids that another
+        scenario (or an earlier run) may already have stored for another user.
+        """
+        if self.header.session:
+            return f"it pins the session id {self.header.session}"
+        for step in self.steps:
+            subs = step.parsed if isinstance(step, ParallelStep) else (step,)
+            if any(isinstance(s, HttpStep) for s in subs):
+                return "its raw requests name fixed session and message ids"
+            if isinstance(step, DbStep):
+                return "it queries the database"
+        return None
 
     def location(self, step: int | None = None) -> Location:
         line = self.step_lines[step] if step is not None else 0

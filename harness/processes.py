@@ -1,0 +1,102 @@
+"""Child processes the harness starts: logged, polled until ready, always stopped.
+
+Every server the harness starts (the scripted provider, a ``--target-cmd``
+backend) runs in its own session, so a Ctrl-C in the terminal reaches the
+harness only, which then stops its children in order: SIGTERM to the child's
+whole process group, a deadline, then SIGKILL. Output goes to a log file whose
+last lines go into every error about the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from harness.errors import TargetError
+
+
+class Child:
+    """One started process: ``alive``, ``log_tail``, ``wait_ready``, ``stop``."""
+
+    def __init__(self, argv: Sequence[str] | str, *, log: Path, what: str,
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+        """Start it now; a string ``argv`` runs through ``/bin/sh -c`` (a user's CMD)."""
+        self.what = what
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            try:
+                self.proc = subprocess.Popen(
+                    argv, shell=isinstance(argv, str), stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
+                    cwd=cwd, start_new_session=True,
+                )
+            except OSError as exc:
+                raise TargetError(f"cannot start {what}: {exc}") from exc
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_ready(self, ready: Callable[[], bool], *, timeout_s: float,
+                   hint: str | None = None) -> float:
+        """Poll ``ready()`` until true; fail at once if the child exits. Returns seconds."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while not ready():
+            if not self.alive():
+                raise TargetError(
+                    f"{self.what} exited during start-up (exit code {self.proc.returncode}); "
+                    f"its log ({self.log}) ends:\n{self.log_tail()}", hint=hint)
+            if time.monotonic() >= deadline:
+                raise TargetError(
+                    f"{self.what} was not ready within {timeout_s:.0f} s; its log ({self.log}) "
+                    f"ends:\n{self.log_tail()}", hint=hint)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=0.02)  # a poll interval that ends early on exit
+        return time.monotonic() - started
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM the group, wait up to ``timeout_s``, then SIGKILL. Safe to call twice."""
+        proc = self.proc
+        try:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=timeout_s)
+        finally:
+            # still running (too slow, or interrupted while waiting): the group is
+            # the child's own session, nobody else's
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            else:  # the leader is gone; grandchildren it left in its group go too
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        return proc.returncode
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the child binds it a moment later)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,271 @@
+"""The scripted provider in another process, driven as if it were in this one.
+
+:class:`RemoteProvider` has the interface the runner and the checks use on a
+:class:`~harness.provider.engine.ScriptedProvider` (``reset``, ``step``,
+``plan``, ``calls``, ``calls_in_step``, ``pending``, ``discard_pending``) and
+returns the very same dataclasses, so they cannot tell the difference.
+
+:class:`ProviderServer` starts ``python -m harness.provider`` as a child in its
+own session (a Ctrl-C in the terminal reaches the harness, which then stops
+the provider in order) and always stops it again, whatever ends the block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+import harness
+from harness.errors import InternalError, TargetError
+from harness.provider import wire
+from harness.provider.engine import Answer, ProviderCall
+from harness.provider.wire import CONTROL_PREFIX, PROVIDER_PREFIX
+
+
+class RemoteProvider:
+    """A ScriptedProvider behind the control API at ``control_url`` (``.../_chat-harness``)."""
+
+    def __init__(self, control_url: str, *, timeout: float = 10.0) -> None:
+        self.control_url = control_url.rstrip("/")
+        # trust_env=False: an HTTP(S)_PROXY from the environment must not see local calls
+        self._http = httpx.Client(base_url=self.control_url, timeout=timeout, trust_env=False)
+
+    # -- plumbing ----------------------------------------------------------------
+    def _call(self, method: str, path: str, *, json: Any = None,
+              params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise TargetError(
+                f"the scripted provider at {self.control_url} did not answer "
+                f"{method} {path}: {type(exc).__name__}: {exc}",
+                hint="did the provider process stop? (ProviderServer keeps its log)",
+            ) from None
+        if response.status_code != 200:
+            raise InternalError(
+                f"the scripted provider refused {method} {path}: "
+                f"{response.status_code} {response.text[:500]}"
+            )
+        return response.json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RemoteProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the engine's interface ---------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """The server's ``health`` answer (``status``, ``pid``, ``provider_path``)."""
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    @property
+    def step(self) -> int | None:
+        step: int | None = self._call("GET", "/step")["step"]
+        return step
+
+    @step.setter
+    def step(self, value: int | None) -> None:
+        self._call("PUT", "/step", json={"step": value})
+
+    def plan(self, answer: Answer, *, for_model: str | None = None) -> None:
+        """Queue ``answer`` for the next call (for ``for_model`` only, if given)."""
+        self._call("POST", "/plan",
+                   json={"answer": wire.answer_to_json(answer), "for_model": for_model})
+
+    @property
+    def calls(self) -> list[ProviderCall]:
+        """Every recorded call (a fresh copy each time: the server holds the truth)."""
+        return [wire.call_from_json(c) for c in self._call("GET", "/calls")["calls"]]
+
+    def calls_in_step(self, step: int) -> list[ProviderCall]:
+        data = self._call("GET", "/calls", params={"step": step})
+        return [wire.call_from_json(c) for c in data["calls"]]
+
+    def pending(self) -> list[tuple[str | None, Answer]]:
+        """Planned answers no call has taken yet."""
+        return wire.pending_from_json(self._call("GET", "/pending")["pending"])
+
+    def discard_pending(self) -> None:
+        self._call("POST", "/discard-pending")
+
+
+class ProviderServer:
+    """``with ProviderServer() as ps:`` a provider process at ``ps.base_url``.
+
+    ``port=0`` picks a free port (the server reports the bound one through a
+    port file); a fixed ``port`` serves ``--provider-port``. Start-up is polled
+    against a deadline; a process that exits early raises
+    :class:`~harness.errors.TargetError` with the end of its log. On exit
+    (normal, exception or KeyboardInterrupt) it gets SIGTERM, then SIGKILL
+    for its whole process group after ``stop_timeout``, and its temporary
+    directory (port file, log) is removed.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        start_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.python = python
+        self.port = 0
+        self.startup_s = 0.0  # how long the start took (reported by the harness's own tests)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: Path | None = None
+        self._provider: RemoteProvider | None = None
+
+    # -- what a caller uses --------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """What a backend uses as ``OPENROUTER_BASE_URL``."""
+        return f"{self._origin()}{PROVIDER_PREFIX}"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self._origin()}{CONTROL_PREFIX}"
+
+    @property
+    def provider(self) -> RemoteProvider:
+        if self._provider is None:
+            raise RuntimeError("the provider server is not running (use it as a context manager)")
+        return self._provider
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the provider server was never started")
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once stopped (0: it stopped cleanly on SIGTERM), else None."""
+        return self._proc.poll() if self._proc is not None else None
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server's log (stdout and stderr); gone once the context has exited."""
+        return self._dir / "provider.log" if self._dir is not None else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.log_path
+        if path is None or not path.exists():
+            return ""
+        text = path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- life cycle -------------------------------------------------------------------
+    def __enter__(self) -> ProviderServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def command(self, port_file: Path) -> Sequence[str]:
+        return [self.python, "-m", "harness.provider", "--host", self.host,
+                "--port", str(self.requested_port), "--port-file", str(port_file)]
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self._dir = Path(tempfile.mkdtemp(prefix="chat-harness-provider-"))
+        port_file = self._dir / "port"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # the child imports the same harness as this process, wherever it lives
+        root = str(Path(harness.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        with open(self._dir / "provider.log", "wb") as log:
+            self._proc = subprocess.Popen(
+                list(self.command(port_file)), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )
+        deadline = started + self.start_timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise TargetError(
+                    f"the scripted provider exited during start-up "
+                    f"(exit code {self._proc.returncode}); its log ends:\n{self.log_tail()}",
+                    hint="is the port in use? (--provider-port)"
+                    if self.requested_port else None,
+                )
+            if not self.port and port_file.exists():
+                with contextlib.suppress(ValueError):
+                    self.port = int(port_file.read_text(encoding="utf-8").strip())
+            if self.port and self._healthy():
+                break
+            if time.monotonic() >= deadline:
+                raise TargetError(
+                    f"the scripted provider did not answer within {self.start_timeout:.0f} s; "
+                    f"its log ends:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=0.02)  # a poll interval that ends early on exit
+        self._provider = RemoteProvider(self.control_url)
+        self.startup_s = time.monotonic() - started
+
+    def _healthy(self) -> bool:
+        try:
+            response = httpx.get(f"{self.control_url}/health", timeout=1.0, trust_env=False)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and response.json().get("pid") == self.pid
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL its group) and remove its files."""
+        try:
+            if self._provider is not None:
+                self._provider.close()
+                self._provider = None
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+                finally:
+                    # still running (too slow, or we were interrupted while waiting):
+                    # the group is the child's own session, nobody else's
+                    if proc.poll() is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+        finally:
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None

@@ -1,0 +1,116 @@
+"""Black-box targets: a backend in any language, over real sockets.
+
+``--target-cmd CMD``: the harness starts CMD with the environment of C-RUN-1,
+pointing it at its PostgreSQL (a TCP URL with user and password) and at the
+scripted provider served as a real HTTP server, waits for ``GET /api/health``
+and stops it at the end. ``--target-url URL``: a backend already running; the
+provider is served on ``--provider-port`` for it to use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import httpx
+
+from harness.config import RunConfig
+from harness.db import Database
+from harness.errors import ConfigError, TargetError
+from harness.processes import Child, free_port
+from harness.targets._base import Target
+
+if TYPE_CHECKING:
+    from harness.provider.remote import ProviderServer
+
+API_KEY = "chat-harness-test-key"
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        response = httpx.get(f"{base_url}/api/health", timeout=2.0, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _provider_server(config: RunConfig) -> ProviderServer:
+    from harness.provider.remote import ProviderServer
+
+    return ProviderServer(port=config.provider_port)
+
+
+def backend_env(config: RunConfig, *, port: int, db: Database | None, provider_url: str
+                ) -> dict[str, str]:
+    """C-RUN-1: what CMD finds in its environment (plus CHAT_HARNESS_MUTANT)."""
+    env = dict(os.environ)
+    env.pop("CHAT_HARNESS_MUTANT", None)
+    env.update({
+        "PORT": str(port),
+        "OPENROUTER_BASE_URL": provider_url,
+        "OPENROUTER_API_KEY": API_KEY,
+        "JWT_SECRET": config.jwt_secret,
+        "PROVIDER_TIMEOUT_MS": str(config.provider_timeout_ms),
+    })
+    if db is not None:
+        if db.tcp_url is None:
+            raise ConfigError(f"the {db.kind} database has no TCP URL for the backend",
+                              hint="use --db embedded, --db container or a TCP --db-url")
+        env["DATABASE_URL"] = db.tcp_url
+    if config.mutants:
+        env["CHAT_HARNESS_MUTANT"] = ",".join(sorted(config.mutants))
+    return env
+
+
+@contextlib.asynccontextmanager
+async def command(config: RunConfig, db: Database) -> AsyncIterator[Target]:
+    """Start ``config.target_cmd`` against ``db`` and a provider server; stop both after."""
+    assert config.target_cmd
+    log = (config.reports / "target.log").resolve()
+    with _provider_server(config) as server, contextlib.ExitStack() as stack:
+        port = free_port()
+        env = backend_env(config, port=port, db=db, provider_url=server.base_url)
+        child = Child(config.target_cmd, log=log, env=env,
+                      what=f"the backend (--target-cmd {config.target_cmd!r})")
+        stack.callback(child.stop)
+        base = f"http://127.0.0.1:{port}"
+        child.wait_ready(lambda: _healthy(base), timeout_s=config.start_timeout_s,
+                         hint=f"CMD must listen on $PORT ({port}) and answer GET /api/health "
+                         "with 200; its environment is described in harness/contract/CONTRACT.md "
+                         "(C-RUN-1)")
+        label = f"--target-cmd {config.target_cmd!r}" + "".join(
+            f" --mutant {m}" for m in sorted(config.mutants))
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+            yield Target(
+                name=label, client=client, provider=server.provider,
+                provider_timeout_ms=config.provider_timeout_ms, provider_api_key=API_KEY,
+                description=f"black box: pid {child.pid} on {base}, log {log}",
+                log=str(log), alive=child.alive,
+            )
+
+
+@contextlib.asynccontextmanager
+async def url(config: RunConfig) -> AsyncIterator[Target]:
+    """A running backend at ``config.target_url``; the provider on ``--provider-port``."""
+    assert config.target_url
+    base = config.target_url
+    with _provider_server(config) as server:
+        if not _healthy(base):
+            raise TargetError(
+                f"GET {base}/api/health did not answer 200",
+                hint="start the backend first, with OPENROUTER_BASE_URL="
+                f"{server.base_url} (fix the port with --provider-port)",
+            )
+        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+            yield Target(
+                name=f"--target-url {base}", client=client,
+                provider=server.provider,
+                provider_timeout_ms=config.provider_timeout_ms, provider_api_key=API_KEY,
+                description=f"running backend at {base}; provider at "
+                f"{server.base_url}",
+            )
+
+
+__all__ = ["API_KEY", "backend_env", "command", "url"]
