@@ -24,13 +24,16 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
     for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports", "target_cmd",
-                "target_url", "provider_port", "jwt_secret", "start_timeout"):
+                "target_url", "provider_port", "jwt_secret", "start_timeout", "step_timeout",
+                "shard"):
         value = getattr(args, opt)
         if value:
             argv += [f"--{opt.replace('_', '-')}", str(value)]
     for flag in ("no_schema", "reset_db"):
         if getattr(args, flag):
             argv.append(f"--{flag.replace('_', '-')}")
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) for a in rest):
+        argv += ["-p", "xdist.plugin"]  # autoload is off: pytest-xdist only when asked for
     return int(pytest.main(argv + rest))
 
 
@@ -137,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--target-url: empty the chat tables of --db-url between scenarios")
     run.add_argument("--jwt-secret", default=None, metavar="SECRET")
     run.add_argument("--start-timeout", default=None, type=float, metavar="SECONDS")
+    run.add_argument("--shard", default=None, metavar="I/N",
+                     help="run the I-th of N shares (one per CI machine)")
+    run.add_argument("--step-timeout", default=None, type=float, metavar="SECONDS",
+                     help="how long one request may take (default 30)")
     run.add_argument("--reports", default=None, metavar="DIR",
                      help="results.json and junit.xml go there (default: reports)")
     cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "

@@ -58,6 +58,7 @@ class RunConfig:
         target_url: str | None = None, provider_port: int | None = None,
         no_schema: bool = False, reset_db: bool = False, jwt_secret: str | None = None,
         start_timeout_s: float | None = None, reports: str | None = None,
+        step_timeout_s: float | None = None,
     ) -> RunConfig:
         url = db_url or os.environ.get("CHAT_HARNESS_DATABASE_URL") or None
         names: set[str] = set()
@@ -104,5 +105,6 @@ class RunConfig:
             jwt_secret=jwt_secret or os.environ.get("CHAT_HARNESS_JWT_SECRET")
             or DEFAULT_JWT_SECRET,
             start_timeout_s=start_timeout_s or 60.0,
+            request_timeout_s=step_timeout_s or 30.0,
             reports=Path(reports) if reports else Path("reports"),
         )

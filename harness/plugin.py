@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 _HARNESS = pytest.StashKey["Harness"]()
 _SCENARIOS = pytest.StashKey[list["Scenario"]]()
 _RESULTS = pytest.StashKey[list["ScenarioResult"]]()
+_WORKERS = pytest.StashKey[list[str]]()  # xdist controller: JSON each worker sent
+_SHARED_DB = pytest.StashKey[Any]()  # xdist controller: the Database workers share
 _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
 SUFFIXES = (".yaml", ".yml")
 
@@ -59,6 +61,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "env CHAT_HARNESS_JWT_SECRET)")
     group.addoption("--start-timeout", default=None, type=float, metavar="SECONDS",
                     help="how long --target-cmd may take to answer GET /api/health (60)")
+    group.addoption("--shard", default=None, metavar="I/N",
+                    help="run only the I-th of N equal shares of the collected tests "
+                    "(for N CI machines; I counts from 1)")
+    group.addoption("--step-timeout", default=None, type=float, metavar="SECONDS",
+                    help="how long one request may take before the step fails (30)")
     group.addoption("--reports", default=None, metavar="DIR",
                     help="write results.json and junit.xml there (default: reports; "
                     "'' for none)")
@@ -137,13 +144,34 @@ class ScenarioFailed(Exception):
         self.result = result
 
 
+def _shard(value: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in value.split("/"))
+    except ValueError:
+        index = count = 0
+    if not 1 <= index <= count:
+        raise pytest.UsageError(f"--shard {value}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    return index, count
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("shard", None)
+    if shard:
+        # round robin over the collected order: shares stay even and every test
+        # lands in exactly one shard, whatever N is
+        index, count = _shard(shard)
+        keep = [item for n, item in enumerate(items) if n % count == index - 1]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
     config.stash[_SCENARIOS] = [i.scenario for i in items if isinstance(i, ScenarioItem)]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """One line at the end of every run: how much of the contract the run covered."""
-    scenarios = config.stash.get(_SCENARIOS, [])
+    scenarios: list[Any] = config.stash.get(_SCENARIOS, [])
+    results: list[Any] = config.stash.get(_RESULTS, [])
+    if _WORKERS in config.stash:  # pytest-xdist: what the workers sent back
+        scenarios, results = _from_workers(config.stash[_WORKERS])
     if not scenarios:
         return
     from harness.coverage import coverage_of, summary_line
@@ -154,14 +182,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(
             "notice: no database given (--db-url): db steps skipped their scenarios and "
             "the DB-level checks (rows, stored timestamps) did not run")
-    results = config.stash.get(_RESULTS, [])
     reports = _reports_dir(config)
     if results and reports is not None:
         from harness.reporting import jsonfile
 
-        harness = config.stash.get(_HARNESS, None)
-        meta = {"target": harness.config.target if harness else None,
-                "mutants": sorted(harness.config.mutants) if harness else []}
+        meta = {"target": harness.config.target if harness else _target_label(config),
+                "mutants": sorted(config.getoption("mutant") or [])}
         path = jsonfile.write(reports / "results.json", results, meta=meta)
         terminalreporter.write_line(f"results: {path}")
         from harness.reporting import html
@@ -176,6 +202,89 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         reporter.write_line(config.stash[_CLOSING])
 
 
+# -- pytest-xdist: one PostgreSQL server, a database per worker -----------------
+
+
+def _target_label(config: pytest.Config) -> str:
+    return ("cmd" if config.getoption("target_cmd") else
+            "url" if config.getoption("target_url") else "reference")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return (not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist")
+            and bool(getattr(config.option, "numprocesses", None))
+            and not getattr(config.option, "collectonly", False))
+
+
+def _share_db(config: pytest.Config) -> str | None:
+    """Start the server the workers share (each creates its own database on it)."""
+    if _SHARED_DB not in config.stash:
+        if config.getoption("db_url") or config.getoption("target_url"):
+            return None  # workers create their own databases on --db-url already
+        from harness.config import RunConfig
+        from harness.db import provision
+        from harness.errors import HarnessError
+
+        run_config = RunConfig.from_options(db=config.getoption("db"),
+                                            db_image=config.getoption("db_image"))
+        try:
+            db = provision(run_config.db, image=run_config.db_image)
+        except HarnessError as exc:
+            pytest.exit(f"chat-harness cannot run: {exc.render()}", returncode=3)
+        config.add_cleanup(db.close)
+        config.stash[_SHARED_DB] = db
+    return config.stash[_SHARED_DB].tcp_url
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller, per worker: the shared server's URL goes along."""
+    url = _share_db(node.config) if _xdist_controller(node.config) else None
+    if url:
+        node.workerinput["chat_harness_db_url"] = url
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: keep what the worker ran, for the summary and the reports."""
+    sent = getattr(node, "workeroutput", {}).get("chat_harness")
+    if sent:
+        node.config.stash.setdefault(_WORKERS, []).append(sent)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist worker: send the controller its scenarios' results and clauses."""
+    config = session.config
+    if not hasattr(config, "workeroutput"):
+        return
+    import json
+
+    from harness.reporting.jsonfile import record
+
+    config.workeroutput["chat_harness"] = json.dumps({
+        "records": [record(r) for r in config.stash.get(_RESULTS, [])],
+        "covers": [[s.id, s.display, list(s.header.covers)]
+                   for s in config.stash.get(_SCENARIOS, [])],
+    }, default=str)
+
+
+def _from_workers(sent: list[str]) -> tuple[list[Any], list[Any]]:
+    """The workers' scenarios (as light stand-ins, for coverage) and result records."""
+    import json
+    from types import SimpleNamespace
+
+    scenarios: dict[str, Any] = {}
+    records: list[Any] = []
+    for text in sent:
+        data = json.loads(text)
+        records += data["records"]
+        for sid, display, covers in data["covers"]:
+            scenarios.setdefault(sid, SimpleNamespace(
+                id=sid, display=display, file=display,
+                header=SimpleNamespace(covers=covers)))
+    return list(scenarios.values()), records
+
+
 def _harness(config: pytest.Config) -> Harness:
     if _HARNESS not in config.stash:
         from harness.config import RunConfig
@@ -184,9 +293,11 @@ def _harness(config: pytest.Config) -> Harness:
 
         try:
             reports = _reports_dir(config)
+            shared = getattr(config, "workerinput", {}).get("chat_harness_db_url")
             run_config = RunConfig.from_options(
                 target=config.getoption("target"), mutants=config.getoption("mutant"),
-                db=config.getoption("db"), db_url=config.getoption("db_url"),
+                db="url" if shared else config.getoption("db"),
+                db_url=shared or config.getoption("db_url"),
                 db_image=config.getoption("db_image"), fixtures=config.getoption("fixtures_dir"),
                 target_cmd=config.getoption("target_cmd"),
                 target_url=config.getoption("target_url"),
@@ -194,6 +305,7 @@ def _harness(config: pytest.Config) -> Harness:
                 no_schema=config.getoption("no_schema"), reset_db=config.getoption("reset_db"),
                 jwt_secret=config.getoption("jwt_secret"),
                 start_timeout_s=config.getoption("start_timeout"),
+                step_timeout_s=config.getoption("step_timeout"),
                 reports=str(reports) if reports is not None else None,
             )
             harness = Harness(run_config)

@@ -42,9 +42,14 @@ def record(result: ScenarioResult, *, outcome: str | None = None) -> dict[str, A
     return data
 
 
-def write(path: Path, results: list[ScenarioResult], *, meta: dict[str, Any]) -> Path:
-    """Write the file atomically (a reader never sees half of it)."""
-    records = [record(r) for r in results]
+def write(path: Path, results: list[ScenarioResult] | list[dict[str, Any]], *,
+          meta: dict[str, Any]) -> Path:
+    """Write the file atomically (a reader never sees half of it).
+
+    ``results`` are :class:`ScenarioResult` objects, or records already made by
+    :func:`record` (what pytest-xdist workers send the controller).
+    """
+    records = [r if isinstance(r, dict) else record(r) for r in results]
     doc = {
         "format": FORMAT,
         **meta,
@@ -53,7 +58,7 @@ def write(path: Path, results: list[ScenarioResult], *, meta: dict[str, Any]) ->
             "passed": sum(r["outcome"] == "passed" for r in records),
             "failed": sum(r["outcome"] == "failed" for r in records),
             "skipped": sum(r["outcome"] == "skipped" for r in records),
-            "duration_s": round(sum(r.duration_s for r in results), 4),
+            "duration_s": round(sum(r["duration_s"] for r in records), 4),
         },
         "scenarios": records,
     }

@@ -181,7 +181,8 @@ class ScenarioRun:
             except ValueError:
                 parsed = response.text
         except TimeoutError:
-            error = f"no answer within {self.ctx.request_timeout_s:.0f} s"
+            error = (f"the backend did not answer within {self.ctx.request_timeout_s:g} s "
+                     "(--step-timeout)")
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         exchange = Exchange(

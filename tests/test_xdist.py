@@ -1,0 +1,61 @@
+"""pytest-xdist: a database per worker on one shared server; results as in a serial run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(reports: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if k != "CHAT_HARNESS_DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios/messages", "scenarios/seed",
+         "--mutant", "order-by-storage", "--db", "embedded", "--reports", str(reports),
+         "-p", "no:cacheprovider", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    doc = json.loads((reports / "results.json").read_text())
+    return proc, {r["scenario_id"]: (r["outcome"], r["checks_failed"]) for r in doc["scenarios"]}
+
+
+def test_parallel_run_matches_the_serial_one(tmp_path: Path) -> None:
+    serial, serial_outcomes = _run(tmp_path / "serial")
+    parallel, parallel_outcomes = _run(tmp_path / "parallel", "-n", "2")
+    assert serial.returncode == parallel.returncode == 1  # the mutant is caught both ways
+    assert parallel_outcomes == serial_outcomes
+    assert any(outcome == "failed" for outcome, _ in serial_outcomes.values())
+    assert "2 workers" in parallel.stdout
+    # the controller still ends with the coverage line and the reports of all workers
+    coverage = [line for line in parallel.stdout.splitlines() if line.startswith("coverage:")]
+    assert coverage and coverage[0] == next(
+        line for line in serial.stdout.splitlines() if line.startswith("coverage:"))
+    assert (tmp_path / "parallel" / "report.html").is_file()
+
+
+def _collected(*args: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios", "--collect-only", "-q",
+         "-p", "no:cacheprovider", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def test_shards_split_the_suite_without_overlap() -> None:
+    whole = _collected()
+    shares = [_collected("--shard", f"{i}/3") for i in (1, 2, 3)]
+    assert sorted(sum(shares, [])) == sorted(whole)
+    assert all(abs(len(s) - len(whole) / 3) < 1 for s in shares)
+
+
+def test_a_bad_shard_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios", "--shard", "0/2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 4 and "--shard 0/2: expected I/N" in proc.stderr
