@@ -19,7 +19,15 @@ import httpx
 import pytest
 
 from harness.errors import InternalError, TargetError
-from harness.provider import ErrorAnswer, ProviderCall, RawAnswer, Reply, ScriptedProvider, wire
+from harness.provider import (
+    Answer,
+    ErrorAnswer,
+    ProviderCall,
+    RawAnswer,
+    Reply,
+    ScriptedProvider,
+    wire,
+)
 from harness.provider.remote import ProviderServer, RemoteProvider
 
 CHAT = "/chat/completions"
@@ -225,8 +233,10 @@ def test_an_unscripted_call_gets_599_and_is_recorded(
 def test_pending_answers_can_be_listed_and_discarded(
     provider: RemoteProvider, http: httpx.Client
 ) -> None:
-    planned = [(None, Reply("shared")), (None, RawAnswer(200, "{}", cut=True)),
-               ("b/model", ErrorAnswer(502, retry_after="3"))]  # shared first, as the engine
+    planned: list[tuple[str | None, Answer]] = [  # shared answers first, as the engine lists
+        (None, Reply("shared")), (None, RawAnswer(200, "{}", cut=True)),
+        ("b/model", ErrorAnswer(502, retry_after="3")),
+    ]
     for model, answer in planned:
         provider.plan(answer, for_model=model)
     assert provider.pending() == planned

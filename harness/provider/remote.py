@@ -123,7 +123,7 @@ class ProviderServer:
 
     def __init__(
         self,
-        port: int = 0,
+        port: int | None = 0,
         *,
         host: str = "127.0.0.1",
         start_timeout: float = 20.0,
@@ -131,7 +131,7 @@ class ProviderServer:
         python: str = sys.executable,
     ) -> None:
         self.host = host
-        self.requested_port = port
+        self.requested_port = port or 0  # None or 0: any free port
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.python = python
@@ -243,7 +243,7 @@ class ProviderServer:
             response = httpx.get(f"{self.control_url}/health", timeout=1.0, trust_env=False)
         except httpx.HTTPError:
             return False
-        return response.status_code == 200 and response.json().get("pid") == self.pid
+        return response.status_code == 200 and response.json().get("status") == "ok"
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL its group) and remove its files."""

@@ -314,7 +314,7 @@ def serve(
     config = uvicorn.Config(
         create_app(engine), log_level=log_level, access_log=False, lifespan="off",
         http="h11", ws="none", loop="asyncio",
-        timeout_graceful_shutdown=0.5,  # an answer dripping for minutes must not hold the stop
+        timeout_graceful_shutdown=1,  # an answer dripping for minutes must not hold the stop
     )
     logging.getLogger("uvicorn.error").addFilter(_CUTS)
     server = uvicorn.Server(config)
