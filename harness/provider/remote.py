@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -32,6 +31,9 @@ from harness.errors import InternalError, TargetError
 from harness.provider import wire
 from harness.provider.engine import Answer, ProviderCall
 from harness.provider.wire import CONTROL_PREFIX, PROVIDER_PREFIX
+
+if TYPE_CHECKING:
+    from harness.processes import Child
 
 
 class RemoteProvider:
@@ -138,6 +140,7 @@ class ProviderServer:
         self.port = 0
         self.startup_s = 0.0  # how long the start took (reported by the harness's own tests)
         self._proc: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self._dir: Path | None = None
         self._provider: RemoteProvider | None = None
 
@@ -202,6 +205,8 @@ class ProviderServer:
                 "--port", str(self.requested_port), "--port-file", str(port_file)]
 
     def start(self) -> None:
+        from harness.processes import Child
+
         started = time.monotonic()
         self._dir = Path(tempfile.mkdtemp(prefix="chat-harness-provider-"))
         port_file = self._dir / "port"
@@ -209,32 +214,19 @@ class ProviderServer:
         # the child imports the same harness as this process, wherever it lives
         root = str(Path(harness.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        with open(self._dir / "provider.log", "wb") as log:
-            self._proc = subprocess.Popen(
-                list(self.command(port_file)), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            )
-        deadline = started + self.start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                raise TargetError(
-                    f"the scripted provider exited during start-up "
-                    f"(exit code {self._proc.returncode}); its log ends:\n{self.log_tail()}",
-                    hint="is the port in use? (--provider-port)"
-                    if self.requested_port else None,
-                )
+        self._child = Child(list(self.command(port_file)), log=self._dir / "provider.log",
+                            env=env, what="the scripted provider")
+        self._proc = self._child.proc
+
+        def ready() -> bool:
             if not self.port and port_file.exists():
                 with contextlib.suppress(ValueError):
                     self.port = int(port_file.read_text(encoding="utf-8").strip())
-            if self.port and self._healthy():
-                break
-            if time.monotonic() >= deadline:
-                raise TargetError(
-                    f"the scripted provider did not answer within {self.start_timeout:.0f} s; "
-                    f"its log ends:\n{self.log_tail()}"
-                )
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=0.02)  # a poll interval that ends early on exit
+            return bool(self.port) and self._healthy()
+
+        self._child.wait_ready(ready, timeout_s=self.start_timeout,
+                               hint="is the port in use? (--provider-port)"
+                               if self.requested_port else None)
         self._provider = RemoteProvider(self.control_url)
         self.startup_s = time.monotonic() - started
 
@@ -251,20 +243,8 @@ class ProviderServer:
             if self._provider is not None:
                 self._provider.close()
                 self._provider = None
-            proc = self._proc
-            if proc is not None and proc.poll() is None:
-                try:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(timeout=self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    pass
-                finally:
-                    # still running (too slow, or we were interrupted while waiting):
-                    # the group is the child's own session, nobody else's
-                    if proc.poll() is None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait()
+            if self._child is not None:
+                self._child.stop(self.stop_timeout)
         finally:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
