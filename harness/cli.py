@@ -19,6 +19,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     import pytest
 
     os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    if args.no_cache:  # read by harness.db.pgcache, here and in xdist workers
+        os.environ["CHAT_HARNESS_NO_CACHE"] = "1"
     # with autoload off, -p loads our entry point by its name (and only it)
     argv = ["-p", "chat_harness", *(args.paths or ["scenarios"])]
     for mutant in args.mutant:
@@ -27,7 +29,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
                 "target_url", "provider_port", "jwt_secret", "start_timeout", "step_timeout",
                 "shard"):
         value = getattr(args, opt)
-        if value:
+        if value or (opt == "reports" and value == ""):  # --reports '': no reports
             argv += [f"--{opt.replace('_', '-')}", str(value)]
     for flag in ("no_schema", "reset_db"):
         if getattr(args, flag):
@@ -71,6 +73,22 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
     js, md = killmatrix.write(matrix, reports)
     print(f"matrix: {js} and {md}; each run's log and results under {reports / 'mutants'}/")
     return 0 if matrix.ok else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    # bench/ is a tool of the checkout, next to harness/ (not part of the package)
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        from bench.runner import run
+    except ImportError:
+        print("chat-harness: bench runs from a checkout (bench/ next to harness/)",
+              file=sys.stderr)
+        return 2
+    return run(quick=args.quick, only=args.only, reports=args.reports)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -145,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--step-timeout", default=None, type=float, metavar="SECONDS",
                      help="how long one request may take (default 30)")
     run.add_argument("--reports", default=None, metavar="DIR",
-                     help="results.json and junit.xml go there (default: reports)")
+                     help="results.json, junit.xml and report.html go there "
+                     "(default: reports; '' for none)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="embedded PostgreSQL: initdb every run, no warm cache")
     cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "
                          "exits 1 if a clause is uncovered")
     cov.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
@@ -185,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", default=None, metavar="OUT.yaml",
                      help="write there (put it under a scenarios/ folder); default: stdout")
     imp.add_argument("--name", default=None, help="the scenario's name (default: from FILE)")
+    ben = sub.add_parser("bench", help="the benchmark table (and reports/bench.json), from a "
+                         "checkout: medians, each cost against a floor measured in the same run")
+    ben.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    ben.add_argument("--only", action="append", default=None, metavar="NAME",
+                     help="just this figure (repeatable): pg, restore, isolation, step, "
+                     "startup, suite, tavern")
+    ben.add_argument("--reports", default="reports", metavar="DIR", help="default: reports")
+    from harness import load as load_command
+
+    load_command.add_parser(sub)
+    from harness.explore import command as explore_command
+    from harness.fuzz import command as fuzz_command
+
+    explore_command.add_parser(sub)
+    fuzz_command.add_parser(sub)
     return parser
 
 
@@ -218,6 +254,20 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "import":
             return _import(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "load":
+            from harness import load as load_command
+
+            return load_command.main(args)
+        if args.command == "explore":
+            from harness.explore import command as explore_command
+
+            return explore_command.main(args, rest)
+        if args.command == "fuzz":
+            from harness.fuzz import command as fuzz_command
+
+            return fuzz_command.main(args, rest)
         if args.command == "mutants-list":
             from harness.reference.mutants import MUTANTS
 

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.db._base import TABLES, Database
 from harness.errors import ConfigError
 
@@ -30,13 +32,19 @@ def resolve_kind(kind: str, url: str | None) -> str:
     return "container" if docker_available() else "embedded"
 
 
-def provision(kind: str = "auto", *, url: str | None = None, image: str | None = None) -> Database:
-    """Start (or attach to) PostgreSQL and return the harness's :class:`Database`."""
+def provision(kind: str = "auto", *, url: str | None = None, image: str | None = None,
+              schema: Path | None = None) -> Database:
+    """Start (or attach to) PostgreSQL and return the harness's :class:`Database`.
+
+    ``schema``: the schema file the caller will apply; the embedded server's
+    warm cache then starts from a copy with it already loaded (and
+    ``apply_schema`` of the same file does nothing). Others ignore it.
+    """
     kind = resolve_kind(kind, url)
     if kind == "embedded":
         from harness.db import embedded
 
-        return embedded.start()
+        return embedded.start(schema)
     if kind == "container":
         from harness.db import container
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import DatabaseError
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 # Tables in child-to-parent order, so a reset never trips a foreign key.
 TABLES = ("chat_messages", "chat_sessions")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -70,19 +72,48 @@ class Database:
         ``DELETE`` on these small tables measured ~0.7 ms against ~35 ms for
         ``TRUNCATE`` (which must take an exclusive lock and touch the files).
         """
-        self.connection().execute(
-            "; ".join(f"DELETE FROM {t}" for t in TABLES).encode()
-        )
+        sql = "; ".join(f"DELETE FROM {t}" for t in TABLES).encode()
+        self._execute(lambda conn: conn.execute(sql), "emptying the chat tables")
 
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """Run ``sql`` and return the rows as dicts (for DB expectations)."""
         from psycopg.rows import dict_row
 
-        with self.connection().cursor(row_factory=dict_row) as cur:
-            cur.execute(sql.encode() if params is None else sql, params)
-            if cur.description is None:
-                return []
-            return list(cur.fetchall())
+        def run(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(sql.encode() if params is None else sql, params)
+                if cur.description is None:
+                    return []
+                return list(cur.fetchall())
+
+        return self._execute(run, "a query of the scenario")
+
+    def _execute(self, work: Callable[[psycopg.Connection[Any]], _T], what: str) -> _T:
+        """``work(connection)``; a connection the server cut (a restart, a failover)
+        is reopened once; a server that is gone is a :class:`DatabaseError`.
+
+        SQL errors of the query itself (a typo in a scenario's ``db:`` step) are
+        the caller's to report and pass through unchanged.
+        """
+        import psycopg
+
+        for attempt in (1, 2):
+            conn = self.connection()
+            try:
+                return work(conn)
+            except psycopg.OperationalError as exc:
+                # AdminShutdown, a closed socket: is the connection or the server gone?
+                with contextlib.suppress(Exception):
+                    conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise DatabaseError(
+                        f"{what} failed: the {self.kind} database ({self.description}) "
+                        f"does not answer: {exc}",
+                        hint="the server stopped or restarted during the run; "
+                        "see its log, then run again",
+                    ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- lifetime ---------------------------------------------------------
     def close(self) -> None:

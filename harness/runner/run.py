@@ -410,7 +410,9 @@ class ScenarioRun:
                 except ValueError as exc:
                     raise ScenarioError(f"{path} is not valid JSON: {exc}",
                                         location=self._where(index),
-                                        key=f"steps[{index}].body_file") from None
+                                        key=f"steps[{index}].body_file",
+                                        hint="a body_file is sent as JSON; for bytes that are "
+                                        "not JSON, use raw_body") from None
         raise ScenarioError(
             f"no fixture {name!r}", location=self._where(index), key=f"steps[{index}].body_file",
             hint="looked in " + " and ".join(str(p.parent) for p in candidates),

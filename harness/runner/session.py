@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import secrets
 import shlex
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from harness.config import RunConfig
 from harness.db import Database, provision
@@ -20,6 +21,11 @@ from harness.runner.result import ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario
 from harness.targets import Target
+
+# How long a cancelled scenario gets to unwind after Ctrl-C or SIGTERM.
+_CANCEL_GRACE_S = 5.0
+
+T = TypeVar("T")
 
 
 class Harness:
@@ -54,7 +60,8 @@ class Harness:
 
                     self._db = attach(config.db_url)
             elif self._db is None:
-                self._db = provision(config.db, url=config.db_url, image=config.db_image)
+                self._db = provision(config.db, url=config.db_url, image=config.db_image,
+                                     schema=config.schema if config.apply_schema else None)
             if self._db is not None and config.apply_schema and config.mode != "url":
                 self._db.apply_schema(config.schema)
             self._loop = asyncio.new_event_loop()
@@ -108,33 +115,55 @@ class Harness:
 
     def run(self, scenario: Scenario) -> ScenarioResult:
         self.start()
-        assert self._loop is not None and self.target is not None
         self._check_alive()
         if self._db is not None and self.config.reset_db:
             self._db.reset()
         elif scenario.pinned_ids:
+            assert self.target is not None
             return ScenarioResult(
                 scenario_id=scenario.id, file=scenario.display, target=self.target.name,
                 skipped=f"{scenario.pinned_ids}, and the backend's database is not emptied "
                 "between scenarios here (give --db-url URL --reset-db for a test database)",
                 reproduce=self.reproduce(scenario))
-        ctx = RunContext(
-            client=self.target.client, provider=self.target.provider, db=self._db,
-            jwt_secret=self.config.jwt_secret, target=self.target.name,
-            provider_timeout_ms=self.target.provider_timeout_ms,
+        return self.call(ScenarioRun(scenario, self.context(scenario)).execute())
+
+    def context(self, scenario: Scenario) -> RunContext:
+        """What a run of ``scenario`` needs from this session (client, provider, DB...).
+
+        For drivers that run steps one by one (``chat-harness explore``) rather
+        than whole scenarios; :meth:`run` uses it too.
+        """
+        self.start()
+        target = self.target
+        assert target is not None
+        return RunContext(
+            client=target.client, provider=target.provider, db=self._db,
+            jwt_secret=self.config.jwt_secret, target=target.name,
+            provider_timeout_ms=target.provider_timeout_ms,
             request_timeout_s=self.config.request_timeout_s,
             fixtures_dir=self.config.fixtures, reproduce=self.reproduce(scenario),
-            provider_api_key=self.target.provider_api_key, salt=self._salt,
+            provider_api_key=target.provider_api_key, salt=self._salt,
         )
-        task = self._loop.create_task(ScenarioRun(scenario, ctx).execute())
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to its end on the session's loop, where the target's client lives.
+
+        On Ctrl-C or SIGTERM the coroutine is cancelled before the exception goes
+        on, so nothing runs against a target being closed; the wait for it to
+        unwind is bounded, so a step that swallows the cancellation cannot hold
+        the run (and the processes it owns) hostage.
+        """
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise InternalError("the harness session is not started")
+        task = loop.create_task(coro)
         try:
-            return self._loop.run_until_complete(task)
+            return loop.run_until_complete(task)
         except BaseException:
-            # Ctrl-C / SIGTERM mid-scenario: stop the scenario before the
-            # target is closed under it, so it ends quietly.
             task.cancel()
             with contextlib.suppress(BaseException):
-                self._loop.run_until_complete(task)
+                loop.run_until_complete(asyncio.wait([task], timeout=_CANCEL_GRACE_S))
             raise
 
     def _check_alive(self) -> None:

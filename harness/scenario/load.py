@@ -11,7 +11,9 @@ import difflib
 import itertools
 import json
 import re
+import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +122,39 @@ def _all_keys(model: type[BaseModel]) -> list[str]:
     from harness.scenario import model as m
 
     keys: set[str] = set()
-    for cls in (model, m.ProviderAnswer, m.Expect, m.ClientOptions):
+    for cls in (model, m.ProviderAnswer, m.Expect, m.ClientOptions, m.Token, m.ProviderExpect,
+                m.StreamError):
         keys.update(_field_names(cls))
     return sorted(keys)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models inside an annotation such as ``ProviderAnswer | list[ProviderAnswer]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found += [m for m in _models_in(arg) if m not in found]
+    return found
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model that validates the mapping at ``loc`` (where an unknown key was found).
+
+    Parts that name no field (list indexes, pydantic's union member tags) are
+    passed over, so the keys offered are those allowed where the typo is.
+    """
+    current = model
+    for part in loc:
+        fields = {info.alias or name: info for name, info in current.model_fields.items()}
+        info = fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            continue
+        inner = _models_in(info.annotation)
+        if not inner:
+            break
+        current = inner[0]
+    return current
 
 
 def _scenario_error(
@@ -130,7 +162,8 @@ def _scenario_error(
     fallback_line: int,
 ) -> ScenarioError:
     """The first validation error, placed in the file and phrased for people."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    err = errors[0]
     loc = tuple(err["loc"])
     kind = err["type"]
     line, value, key = _walk(node, loc, prefix)
@@ -138,9 +171,11 @@ def _scenario_error(
     location = Location(display, line)
     if kind == "extra_forbidden":
         bad = str(loc[-1])
-        close = difflib.get_close_matches(bad, _all_keys(model), n=1, cutoff=0.6)
+        here = _field_names(_model_at(model, loc[:-1]))
+        close = (difflib.get_close_matches(bad, here, n=1, cutoff=0.6)
+                 or difflib.get_close_matches(bad, _all_keys(model), n=1, cutoff=0.6))
         hint = f"did you mean '{close[0]}'?" if close else (
-            f"allowed keys here: {', '.join(_field_names(model))}"
+            f"allowed keys here: {', '.join(here)}"
         )
         return ScenarioError("unknown key", location=location, key=key, hint=hint)
     if kind == "missing":
@@ -150,14 +185,27 @@ def _scenario_error(
         )
     msg = err["msg"]
     expected = msg.removeprefix("Input should be ").removeprefix("Value error, ")
+    # a union (``int | Literal["2xx", ...] | list[int]``) fails once per member:
+    # name every form the value may take, not only the first
+    for other in errors[1:]:
+        other_loc = tuple(other["loc"])
+        if (other["type"] not in ("missing", "extra_forbidden", "value_error")
+                and _walk(node, other_loc, prefix)[2] == key
+                and len(other_loc) == len(loc)):
+            form = other["msg"].removeprefix("Input should be ")
+            if form not in expected:
+                expected += f" or {form}"
     if kind == "value_error":
         return ScenarioError(expected, location=location, key=key or None,
                             hint="see the scenario reference in README.md")
     got = err.get("input", value)
+    typed = any(word in expected for word in ("integer", "boolean", "number"))
+    shown = ("mapping" if isinstance(got, dict) else "list" if isinstance(got, list)
+             else type(got).__name__)
     return ScenarioError(
-        f"expected {expected}, got {got!r} ({type(got).__name__})",
+        f"expected {expected}, got {got!r} ({shown})",
         location=location, key=key,
-        hint="write numbers and true/false without quotes" if isinstance(got, str)
+        hint="write numbers and true/false without quotes" if isinstance(got, str) and typed
         else "quote the value to make it a string" if "string" in expected
         else "see the scenario reference in README.md",
     )
@@ -239,13 +287,24 @@ def load_file(path: Path, *, display: str | None = None) -> list[Scenario]:
     """Load ``path`` and expand its matrix into scenarios."""
     shown = display or str(path)
     doc = yamlsource.load(path, display=shown)
+    if doc is None:
+        raise ScenarioError(
+            "the file holds no scenario (it is empty, or only comments)",
+            location=Location(shown, 1), hint="start the file with 'name:' and 'steps:'",
+        )
     if not isinstance(doc, yamlsource.Node):
         raise ScenarioError(
             "a scenario file holds one mapping (name, covers, steps, ...)",
-            location=Location(shown, getattr(doc, "line", 1) or 1),
+            location=Location(shown, getattr(doc, "line", 0) or _first_content_line(path)),
             hint="start the file with 'name:' and 'steps:'",
         )
     header: Header = _validate(Header, doc, display=shown, prefix="", fallback_line=1)
+    if _timestamp(header.start_at) is None:
+        raise ScenarioError(
+            f"expected an ISO-8601 timestamp, got {header.start_at!r}",
+            location=Location(shown, doc.line_of("start_at")), key="start_at",
+            hint="e.g. 2025-08-12T14:34:08.861Z",
+        )
     for i, clause in enumerate(header.covers):
         if not CLAUSE_ID.match(clause):
             covers = doc["covers"]
@@ -272,11 +331,17 @@ def load_file(path: Path, *, display: str | None = None) -> list[Scenario]:
     if header.matrix:
         keys = list(header.matrix)
         for key in keys:
+            values = doc["matrix"][key]
             if not header.matrix[key]:
                 raise ScenarioError(
                     "a matrix entry needs at least one value",
                     location=Location(shown, doc["matrix"].line_of(key)), key=f"matrix.{key}",
+                    hint=f"list the values to run with, e.g. '{key}: [true, false]'",
                 )
+            for i, value in enumerate(header.matrix[key]):
+                # each value on its own, so that an error names its line
+                _validate(ClientOptions, {key: value}, display=shown, prefix="matrix",
+                          fallback_line=values.line_of(i))
         combos = [dict(zip(keys, values, strict=True))
                   for values in itertools.product(*(header.matrix[k] for k in keys))]
     out = []
@@ -288,6 +353,29 @@ def load_file(path: Path, *, display: str | None = None) -> list[Scenario]:
                             steps=tuple(steps), step_lines=tuple(lines), client=client,
                             params=params))
     return out
+
+
+def _timestamp(text: str) -> datetime | None:
+    """``text`` as an ISO-8601 instant (``Z`` allowed), or ``None``."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _first_content_line(path: Path) -> int:
+    """The first line that is neither blank nor a comment (1 if there is none)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 1
+    for number, text in enumerate(lines, 1):
+        if text.strip() and not text.lstrip().startswith("#"):
+            return number
+    return 1
 
 
 def discover(paths: list[Path]) -> list[Path]:

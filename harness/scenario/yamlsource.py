@@ -50,12 +50,16 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain scalar", key_node.start_mark
+            raise _ContentError(
+                None, None, "a key must be a plain scalar", key_node.start_mark,
+                hint="keys are plain words such as 'chat:' or 'provider:'; "
+                "quote a key that looks like something else",
             )
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+            raise _ContentError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark,
+                hint=f"write {key!r} once in this mapping (line {out.key_lines[key]} has it "
+                "already); YAML would otherwise keep only the last one",
             )
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
@@ -69,8 +73,23 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> NodeList:
     return out
 
 
-class _MatcherError(yaml.constructor.ConstructorError):
-    """A matcher tag with a bad value: not a syntax error, so no syntax hint."""
+class _ContentError(yaml.constructor.ConstructorError):
+    """Well-formed YAML that a scenario cannot hold: not a syntax error, its own hint."""
+
+    def __init__(self, *args: Any, hint: str | None = None) -> None:
+        super().__init__(*args)
+        self.hint = hint
+
+
+MATCHER_HINT = ("tags: !any, !absent, !type string|integer|number|boolean|list|object|null,"
+                " !re PATTERN, !repeat {text, times, prefix, suffix}")
+
+
+class _MatcherError(_ContentError):
+    """A matcher tag with a bad value: not a syntax error, so the tags as the hint."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args, hint=MATCHER_HINT)
 
 
 def _construct_matcher(loader: _Loader, node: yaml.Node) -> Any:
@@ -139,11 +158,13 @@ def load(path: Path, *, display: str | None = None) -> Any:
     """Parse one YAML file; a syntax error becomes a :class:`ScenarioError`."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
         raise ScenarioError(
             f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
-            location=Location(shown),
+            location=Location(shown, line),
             hint="save the scenario as UTF-8",
         ) from None
     except OSError as exc:
@@ -156,29 +177,55 @@ def load(path: Path, *, display: str | None = None) -> Any:
 def loads(text: str, *, display: str = "<string>") -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
-    except _MatcherError as exc:
+    except _ContentError as exc:
         mark = exc.problem_mark
         raise ScenarioError(
-            exc.problem or "bad matcher",
+            exc.problem or "bad value",
             location=Location(display, mark.line + 1 if mark else 0),
-            hint="tags: !any, !absent, !type string|integer|number|boolean|list|object|null,"
-            " !re PATTERN, !repeat {text, times, prefix, suffix}",
+            hint=exc.hint,
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        # not a MarkedYAMLError: it knows the character's position, not its line
+        line = text[:exc.position].count("\n") + 1
+        raise ScenarioError(
+            f"YAML syntax error: unacceptable character #x{exc.character:04x} "
+            "(control characters cannot appear in YAML)",
+            location=Location(display, line),
+            hint="remove it, or write it as an escape such as \\u0000 inside double quotes",
         ) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and "<stream end>" in (exc.problem or ""):
-            # "got <stream end>" points past the file; where the open thing began helps more
-            mark = exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        column = mark.column + 1 if mark is not None else 0
-        problem = exc.problem or "invalid YAML"
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        raise ScenarioError(
-            f"YAML syntax error: {problem}",
-            location=Location(display, line, column),
-            hint="check the indentation and quoting around that line "
-            "(a value with ': ' or '#' in it needs quotes)",
-        ) from None
+        raise _syntax_error(exc, display) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"YAML error: {exc}", location=Location(display)) from None
+        raise ScenarioError(f"YAML error: {exc}", location=Location(display, 1),
+                            hint="check the file's syntax") from None
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, display: str) -> ScenarioError:
+    """The line where the mistake most likely is, and a hint that fits it."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    hint = ("check the indentation and quoting around that line "
+            "(a value with ': ' or '#' in it needs quotes)")
+    if exc.context_mark is not None and ("<stream end>" in problem
+                                         or "end of stream" in problem):
+        # "got <stream end>" points past the file; where the open thing began helps more
+        mark = exc.context_mark
+    elif (exc.context_mark is not None and mark is not None and "flow" in context
+          and mark.line > exc.context_mark.line):
+        # a '{' or '[' never closed: the parser notices on a later line
+        context = f"{context} opened here, still open at line {mark.line + 1}"
+        mark = exc.context_mark
+        hint = "close the '{' or '[' on this line, or quote the value"
+    if problem.startswith("could not determine a constructor for the tag"):
+        return ScenarioError(
+            f"unknown tag {problem.rsplit(' ', 1)[-1]}",
+            location=Location(display, mark.line + 1 if mark else 0), hint=MATCHER_HINT)
+    if context:
+        problem = f"{problem} ({context})"
+    return ScenarioError(
+        f"YAML syntax error: {problem}",
+        location=Location(display, mark.line + 1 if mark else 0,
+                          mark.column + 1 if mark else 0),
+        hint=hint,
+    )

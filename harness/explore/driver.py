@@ -1,0 +1,111 @@
+"""A live scenario run, driven one step at a time by the state machine.
+
+The machine does not talk HTTP itself: every action it takes is a step of the
+scenario language (``ChatStep``, ``RetryStep``, ``HttpStep``, ...) run by the
+ordinary :class:`~harness.runner.run.ScenarioRun`, on the event loop and
+target of an ordinary :class:`~harness.runner.session.Harness`. So the
+explored conversation *is* a scenario the whole time: the target options of
+``run`` apply unchanged, and a failing sequence is saved by writing out the
+steps that ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.runner.result import Failure
+from harness.runner.run import ScenarioRun
+from harness.runner.session import Harness
+from harness.scenario.load import Scenario
+from harness.scenario.model import ClientOptions, Header, Step
+
+NAME = "explored"  # the saved scenario keeps it: ids and the session derive from it
+DEFAULT_MODEL = "google/gemini-2.0-flash-exp:free"
+
+
+def empty_scenario(name: str = NAME, model: str = DEFAULT_MODEL) -> Scenario:
+    """A scenario with no steps yet, as ``load_file`` would build it from a file."""
+    header = Header(name=name, model=model, steps=[])
+    return Scenario(name=name, file=Path(f"{name}.yaml"), display=f"{name}.yaml",
+                    header=header, steps=(), step_lines=(), client=ClientOptions())
+
+
+class ExploreHarness(Harness):
+    """The harness session, plus what a step-by-step driver needs from it."""
+
+    def new_run(self, scenario: Scenario) -> ScenarioRun:
+        """A fresh run on an emptied database (the same context ``Harness.run`` builds)."""
+        self.start()
+        self._check_alive()
+        db = self._db
+        if db is None or not self.config.reset_db:
+            # every example is the same scenario (same ids): each needs an empty database
+            raise ConfigError("explore needs a database it can empty between examples",
+                              hint="with --target-url, give --db-url URL and --reset-db "
+                              "(a test database of that backend)")
+        db.reset()
+        return ScenarioRun(scenario, self.context(scenario))
+
+
+class LiveRun:
+    """One example: steps go to the backend as they are chosen; checks after each."""
+
+    def __init__(self, harness: ExploreHarness, scenario: Scenario | None = None) -> None:
+        self.harness = harness
+        self.run = harness.new_run(scenario or empty_scenario())
+        harness.call(self.run.begin())
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return self.run.scenario.steps
+
+    def step(self, step: Step) -> None:
+        self.harness.call(self.run.run_step(len(self.run.scenario.steps), step))
+
+    def check(self, *, final: bool = False) -> list[Failure]:
+        """The invariants over everything so far; the failures (empty: all hold).
+
+        After a step: the built-in checks but ``idempotent``, then the stats.
+        At the end (``final``): ``idempotent`` and the checks after it, which
+        judge its replays. ``idempotent`` replays every accepted sync twice,
+        so after every step it would make a sequence quadratic in its syncs;
+        the steps that replay (resync, replay, concurrent syncs) are the
+        sequence's own, and checked as they run.
+        """
+        from harness.checks import CHECKS
+        from harness.checks.conversation import Snapshot
+        from harness.explore.invariants import check_stats
+
+        run = self.run
+        names = [name for name, _ in CHECKS]
+        chosen = CHECKS[names.index("idempotent"):] if final else [
+            (name, check) for name, check in CHECKS if name != "idempotent"]
+
+        async def checks() -> None:
+            run.ctx.provider.step = None
+            state = Snapshot()
+            for name, check in chosen:
+                if run.scenario.check_enabled(name):
+                    await check(run, state)
+            if not final and not run.result.failures:
+                await check_stats(run)
+
+        if not run.result.failures:  # the step itself may have failed already
+            self.harness.call(checks())
+        return list(run.result.failures)
+
+
+@contextlib.contextmanager
+def quiet_reference() -> Iterator[None]:
+    """Keep the reference's tracebacks of a 500 off the terminal: the checks report it."""
+    logger = logging.getLogger("harness.reference")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,88 @@
+"""``chat-harness fuzz``: its options, and the mutant report.
+
+Kept apart from the run itself so that building the command line (every
+``chat-harness`` call does) never imports schemathesis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import time
+
+from harness.fuzz.run import FuzzOptions, run_fuzz
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "fuzz", help="schemathesis over the contract's OpenAPI description, with chat checks; "
+        "exits 1 if it found a failure (extra arguments go to `schemathesis run`)")
+    p.add_argument("--profile", choices=("ci", "deep"), default="ci",
+                   help="ci: bounded, fixed seed (default); deep: many examples, new seed")
+    p.add_argument("--target-url", default=None, metavar="URL",
+                   help="a running backend (default: the reference, in-process)")
+    p.add_argument("--jwt-secret", default=None, metavar="SECRET",
+                   help="sign tokens for two generated users with it (env "
+                   "CHAT_HARNESS_JWT_SECRET)")
+    p.add_argument("--token", action="append", default=[], metavar="TOKEN",
+                   help="act with this token instead (repeat once more for the peer user)")
+    p.add_argument("--max-examples", type=int, default=None, metavar="N",
+                   help="test cases per operation and phase (default: the profile's)")
+    p.add_argument("--max-time", type=int, default=None, metavar="SECONDS",
+                   help="stop after this long")
+    p.add_argument("--rate", default=None, metavar="N/UNIT",
+                   help="at most N requests per s, m or h (e.g. 5/s)")
+    p.add_argument("--read-only", action="store_true",
+                   help="GET requests only (and OPTIONS/TRACE probes): nothing is written")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--mutant", action="append", default=[], metavar="NAME",
+                   help="switch on a deliberate bug in the reference backend (repeatable)")
+    p.add_argument("--mutants", action="store_true",
+                   help="fuzz with each mutant in turn and print which ones are found")
+    p.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
+    p.add_argument("--db-url", default=None, metavar="URL")
+    p.add_argument("--db-image", default=None, metavar="IMAGE")
+
+
+def _options(args: argparse.Namespace, rest: list[str]) -> FuzzOptions:
+    from harness.config import RunConfig
+
+    mutants = RunConfig.from_options(mutants=args.mutant).mutants  # validates the names
+    return FuzzOptions(
+        profile=args.profile, target_url=args.target_url, token=args.token,
+        jwt_secret=args.jwt_secret, mutants=mutants, db=args.db or "auto", db_url=args.db_url,
+        db_image=args.db_image, max_examples=args.max_examples, max_time_s=args.max_time,
+        rate=args.rate, read_only=args.read_only, seed=args.seed, workers=args.workers,
+        extra=rest,
+    )
+
+
+def main(args: argparse.Namespace, rest: list[str]) -> int:
+    options = _options(args, rest)
+    if not args.mutants:
+        return run_fuzz(options)
+    found = fuzz_mutants(options)
+    hits = sorted(n for n, ok in found.items() if ok)
+    print(f"found {len(hits)}/{len(found)}: {', '.join(hits) or 'none'}")
+    missed = sorted(n for n, ok in found.items() if not ok)
+    if missed:
+        print(f"not reached: {', '.join(missed)}")
+    return 0
+
+
+def fuzz_mutants(options: FuzzOptions) -> dict[str, bool]:
+    """Fuzz with each mutant on (output kept quiet): which ones fail the run?"""
+    from harness.reference.mutants import MUTANTS
+
+    out: dict[str, bool] = {}
+    for name in sorted(MUTANTS):
+        began = time.perf_counter()
+        one = dataclasses.replace(options, mutants=frozenset([name]))
+        with contextlib.redirect_stdout(io.StringIO()):
+            out[name] = run_fuzz(one) == 1
+        print(f"  {name:28} {'found' if out[name] else 'missed'} "
+              f"({time.perf_counter() - began:.1f} s)", flush=True)
+    return out

@@ -1,0 +1,154 @@
+"""The bad-scenario corpus: every malformed file is one clear error, never a traceback.
+
+Each file under ``tests/corpus/bad/`` starts with a comment that says what the
+harness must answer::
+
+    # error: NAME.yaml:LINE: PHRASE             found when the file is loaded
+    # run-time error: NAME.yaml:LINE: PHRASE    found only when the scenario runs
+    # coverage error: NAME.yaml:LINE: PHRASE    found by the contract coverage
+
+A file that cannot hold a comment (the empty file) has its expectation in
+``NO_HEADER``. Load-time errors are checked through ``load_file`` and once more
+through a real ``chat-harness run`` (pytest's collection); run-time errors
+through one real run of all of them, where each must fail its item with
+``file:line``, the phrase and a hint.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.coverage import coverage
+from harness.errors import ScenarioError
+from harness.scenario.load import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus" / "bad"
+HEADER = re.compile(rb"^# (error|run-time error|coverage error): ([^:\s]+):(\d+): (.+)$")
+NO_HEADER = {"empty.yaml": ("error", 1, "the file holds no scenario")}
+
+
+@dataclass(frozen=True)
+class Case:
+    path: Path
+    phase: str  # "error", "run-time error" or "coverage error"
+    line: int
+    phrase: str
+
+    @property
+    def display(self) -> str:
+        return self.path.relative_to(ROOT).as_posix()
+
+
+def _case(path: Path) -> Case:
+    data = path.read_bytes()
+    if path.name in NO_HEADER:
+        assert data == b"", f"{path.name} should stay empty"
+        phase, line, phrase = NO_HEADER[path.name]
+        return Case(path, phase, line, phrase)
+    found = HEADER.match(data.split(b"\n", 1)[0])
+    assert found, f"{path.name} does not start with '# error: {path.name}:LINE: PHRASE'"
+    assert found.group(2).decode() == path.name, f"{path.name} names another file"
+    return Case(path, found.group(1).decode(), int(found.group(3)), found.group(4).decode())
+
+
+CASES = [_case(p) for p in sorted(CORPUS.glob("*.yaml"))]
+LOADING = [c for c in CASES if c.phase == "error"]
+RUNNING = [c for c in CASES if c.phase == "run-time error"]
+COVERING = [c for c in CASES if c.phase == "coverage error"]
+
+
+def _ids(cases: list[Case]) -> list[str]:
+    return [c.path.stem for c in cases]
+
+
+def _assert_answer(case: Case, text: str) -> None:
+    """``text`` names the file and line, says the phrase, gives a hint, shows no traceback."""
+    assert f"{case.display}:{case.line}: " in text, text
+    assert case.phrase in text, text
+    assert "\nHint: " in text, text
+    assert "Traceback" not in text, text
+
+
+def test_the_corpus_is_large_and_varied() -> None:
+    assert len(CASES) >= 50
+    assert len(RUNNING) >= 5 and COVERING
+    # no two files test the same thing under another name
+    assert len({c.path.read_bytes() for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", LOADING, ids=_ids(LOADING))
+def test_loading_answers_file_line_and_hint(case: Case) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_file(case.path, display=case.display)
+    error = info.value
+    assert error.location.file == case.display
+    assert error.location.line == case.line, error.render()
+    assert error.hint, error.render()
+    _assert_answer(case, error.render())
+
+
+@pytest.mark.parametrize("case", COVERING, ids=_ids(COVERING))
+def test_coverage_answers_file_line_and_hint(case: Case) -> None:
+    load_file(case.path)  # the file itself is fine ...
+    with pytest.raises(ScenarioError) as info:  # ... the clause it names is not
+        coverage([case.path.relative_to(ROOT)])
+    assert info.value.location.line == case.line
+    _assert_answer(case, info.value.render())
+
+
+def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_real_run_reports_every_broken_file_without_a_traceback(tmp_path: Path) -> None:
+    """pytest's collection of the same files: one error each, all in one run."""
+    proc = _cli("run", *(c.display for c in LOADING), "--db", "embedded",
+                "--reports", str(tmp_path), "-q", "-p", "no:cacheprovider",
+                "-o", "chat_harness_scenario_dirs=bad")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    assert f"{len(LOADING)} errors" in out, out[-3000:]
+    assert "Traceback" not in out
+    for case in LOADING:
+        assert f"{case.display}:{case.line}: " in out, case.display
+
+
+def test_coverage_command_answers_without_a_traceback() -> None:
+    proc = _cli("coverage", *(c.display for c in COVERING), timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    _assert_answer(COVERING[0], proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def run_time_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One real run of every run-time case: each item's failure text, by file."""
+    reports = tmp_path_factory.mktemp("corpus-reports")
+    proc = _cli("run", *(c.display for c in RUNNING), "--db", "embedded",
+                "--reports", str(reports), "-q", "-p", "no:cacheprovider",
+                "-o", "chat_harness_scenario_dirs=bad")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out[-3000:]
+    assert f"{len(RUNNING)} failed" in out, out[-3000:]
+    sections = re.split(r"^_{3,} .* _{3,}$", proc.stdout, flags=re.MULTILINE)
+    by_file: dict[str, str] = {}
+    for section in sections[1:]:
+        text = section.split("\n= ", 1)[0].strip("\n")  # up to pytest's next banner
+        by_file[text.split(":", 1)[0]] = text
+    return by_file
+
+
+@pytest.mark.parametrize("case", RUNNING, ids=_ids(RUNNING))
+def test_run_time_errors_fail_the_item_with_file_line_and_hint(
+    case: Case, run_time_output: dict[str, str]
+) -> None:
+    load_file(case.path)  # collection accepts it: only running it can tell
+    assert case.display in run_time_output, sorted(run_time_output)
+    _assert_answer(case, run_time_output[case.display])

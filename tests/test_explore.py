@@ -1,0 +1,147 @@
+"""The conversation explorer: the reference holds, mutants are found, findings replay.
+
+A finding is only worth something as a regression test: its YAML must load,
+pass on the correct reference and fail on the mutant the way the explorer
+saw it fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness import run_scenarios
+from harness.cli import main
+from harness.config import RunConfig
+from harness.db import Database
+from harness.explore.emit import scenario_yaml, step_data
+from harness.explore.runner import Exploration, explore
+from harness.reporting.terminal import render_failure
+from harness.scenario.load import load_file
+from harness.scenario.model import (
+    ChatStep,
+    Expect,
+    HttpStep,
+    ParallelStep,
+    ProviderAnswer,
+    ResyncStep,
+    RetryStep,
+    Step,
+    StreamStep,
+)
+
+
+def _explore(database: Database, config: RunConfig, *mutants: str) -> Exploration:
+    return explore(dataclasses.replace(config, mutants=frozenset(mutants)), "ci", db=database)
+
+
+def _save(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenarios" / "explored.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_reference_holds_the_contract_under_the_ci_profile(
+        database: Database, config: RunConfig) -> None:
+    result = _explore(database, config)
+    assert result.passed, result.yaml
+    assert "the contract held" in result.summary()
+
+
+@pytest.mark.parametrize(("mutant", "checks"), [
+    ("request-id-first-match", {"pairing", "context", "order"}),  # the seed's bug
+    ("insert-not-upsert", {"sync", "idempotent"}),  # the seed's 500
+])
+def test_a_mutant_is_found_and_its_yaml_is_a_regression_test(
+        database: Database, config: RunConfig, tmp_path: Path, mutant: str,
+        checks: set[str]) -> None:
+    result = _explore(database, config, mutant)
+    assert not result.passed
+    assert result.yaml is not None
+    found = {f.check for f in result.failures}
+    assert found & checks, result.yaml
+    assert result.yaml.startswith(f"# Found by: chat-harness explore --profile ci --mutant "
+                                  f"{mutant}\n")
+    assert "\nname: explored\n" in result.yaml
+    assert "\nsteps:\n- chat: " in result.yaml
+    assert 1 <= result.steps <= 4  # shrunk: a handful of steps, not the whole sequence
+
+    path = _save(tmp_path, result.yaml)
+    [scenario] = load_file(path)
+    assert len(scenario.steps) == result.steps
+    [on_reference] = run_scenarios([path], config, db=database)
+    assert on_reference.passed, render_failure(on_reference)
+    [on_mutant] = run_scenarios([path], dataclasses.replace(config, mutants=frozenset([mutant])),
+                                db=database)
+    assert found <= {f.check for f in on_mutant.failures}, render_failure(on_mutant)
+
+
+def test_a_stats_finding_carries_its_invariant_as_a_step(
+        database: Database, config: RunConfig, tmp_path: Path) -> None:
+    """Stats are no built-in check: the YAML says what they must be, in a step."""
+    from harness.explore.driver import DEFAULT_MODEL, ExploreHarness, LiveRun, quiet_reference
+    from harness.explore.invariants import stats_step
+
+    mutant = dataclasses.replace(config, mutants=frozenset(["retry-not-updated"]))
+    with ExploreHarness(mutant, db=database) as harness, quiet_reference():
+        live = LiveRun(harness)
+        live.step(ChatStep(chat="hello", provider=ProviderAnswer(status=429)))
+        assert live.check() == []
+        live.step(RetryStep(retry=1, provider=ProviderAnswer(reply="hi")))
+        failures = live.check()
+        assert [f.check for f in failures] == ["stats"]
+        assert "message_count 1, expected 2" in failures[0].message
+        steps = [*live.steps, stats_step(live.run)]
+    path = _save(tmp_path, scenario_yaml("explored", steps, model=DEFAULT_MODEL,
+                                             failures=failures))
+    [on_reference] = run_scenarios([path], config, db=database)
+    assert on_reference.passed, render_failure(on_reference)
+    [on_mutant] = run_scenarios([path], mutant, db=database)
+    assert [f.check for f in on_mutant.failures] == ["expect"], render_failure(on_mutant)
+    assert on_mutant.failures[0].step == 2
+
+
+EVERY_KIND: list[Step] = [
+    ChatStep(chat="  hello\nthere ", provider=ProviderAnswer(status=429, retry_after=7,
+                                                              error="slow down"),
+             model="openai/gpt-4o-mini", at="2025-08-12T14:34:08.861Z",
+             current_message_id=False),
+    StreamStep(stream="tell me ✨ a story\u2028",
+               provider=ProviderAnswer(reply="Once", cut_after=1)),
+    RetryStep(retry=1, streaming=True, provider=[ProviderAnswer(status=502, error="x"),
+                                                 ProviderAnswer(reply="ok")]),
+    ResyncStep(),
+    ParallelStep(parallel=["resync", "resync"], parsed=(ResyncStep(), ResyncStep())),
+    HttpStep(actor="bob", http="GET /api/chat/messages", query={"session_id": "${session_id}"},
+             expect=Expect(status=404, body={"code": "not_found"})),
+    HttpStep(title="again", http="POST /api/chat/messages",
+             body={"sessionId": "s", "messages": [{"id": "m", "content": "x\n\ty"}]}),
+]
+
+
+def test_emitted_yaml_loads_back_into_the_same_steps(tmp_path: Path) -> None:
+    text = scenario_yaml("explored", EVERY_KIND, model="google/gemini-2.0-flash-exp:free")
+    [scenario] = load_file(_save(tmp_path, text))
+    assert [step_data(s) for s in scenario.steps] == [step_data(s) for s in EVERY_KIND]
+    assert [s for s in scenario.steps if not isinstance(s, ParallelStep)] == [
+        s for s in EVERY_KIND if not isinstance(s, ParallelStep)]
+    assert scenario.header.model == "google/gemini-2.0-flash-exp:free"
+    assert "- resync\n" in text and "provider: {reply: Once, cut_after: 1}" in text
+
+
+def test_the_command_prints_the_finding(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["explore", "--mutant", "rate-limit-as-502", "--db", "embedded"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "--mutant rate-limit-as-502): broken in 1 step(s): expect" in out
+    assert "status: 429" in out and "\nsteps:\n- chat: " in out
+
+
+def test_an_unknown_profile_is_a_usage_error(config: RunConfig) -> None:
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown profile 'fast'"):
+        explore(config, "fast")
