@@ -5,6 +5,10 @@ backend) runs in its own session, so a Ctrl-C in the terminal reaches the
 harness only, which then stops its children in order: SIGTERM to the child's
 whole process group, a deadline, then SIGKILL. Output goes to a log file whose
 last lines go into every error about the child.
+
+A harness killed outright (SIGKILL, the OOM killer) cannot stop anything; on
+Linux its children then get a signal from the kernel (``die_with_parent``),
+so a CI runner that kills a job does not keep its servers running.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +40,7 @@ class Child:
                 self.proc = subprocess.Popen(
                     argv, shell=isinstance(argv, str), stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
-                    cwd=cwd, start_new_session=True,
+                    cwd=cwd, start_new_session=True, preexec_fn=die_with_parent(),
                 )
             except OSError as exc:
                 raise TargetError(f"cannot start {what}: {exc}") from exc
@@ -100,3 +106,32 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when we die.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``), and only from the main thread:
+    the signal follows the death of the *thread* that started the child, and a
+    worker thread may end long before the harness does. ``None`` elsewhere.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not (
+            threading.main_thread()):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # we died between the fork and the prctl
+            os.kill(os.getpid(), sig)
+
+    return arm

@@ -267,11 +267,46 @@ def test_remote_and_in_process_engines_record_the_same(
     assert provider.pending() == local.pending() == []
 
 
+def test_a_step_begins_and_ends_in_one_round_trip_each_as_in_process(
+    provider: RemoteProvider, http: httpx.Client
+) -> None:
+    """begin_step/end_step: the runner's two control calls per step, both engines alike."""
+    local = ScriptedProvider()
+    plans: list[tuple[Answer, str | None]] = [
+        (Reply("for b"), "b/model"), (ErrorAnswer(429, retry_after="2"), None),
+        (Reply("never asked"), None)]
+    ends = []
+    for engine in (local, provider):
+        engine.begin_step(2, plans)
+        body = json.dumps({**ASK, "model": "b/model"}).encode()
+        if engine is local:
+            local.handle("POST", "/api/v1" + CHAT, {}, body)
+        else:
+            assert http.post(CHAT, content=body).status_code == 200
+        ends.append(engine.end_step(2))
+        assert engine.pending() == []  # what was left is handed back, then discarded
+
+    def same(c: ProviderCall) -> tuple[Any, ...]:
+        return c.index, c.step, c.model, c.answer, c.scripted
+
+    (local_end, remote_end) = ends
+    assert [same(c) for c in remote_end.calls] == [same(c) for c in local_end.calls]
+    assert [c.answer for c in remote_end.calls] == ["200 reply 'for b'"]
+    left = [(model, answer) for answer, model in plans[1:]]
+    assert remote_end.pending == local_end.pending == left
+    # a call after the step's end belongs to no step: the step's record stays whole
+    assert http.post(CHAT, json=ASK).status_code == 599
+    assert provider.calls[-1].step is None and len(provider.calls_in_step(2)) == 1
+
+
 def test_the_control_api_refuses_nonsense(server: ProviderServer, provider: RemoteProvider) -> None:
     with httpx.Client(base_url=server.control_url, trust_env=False) as control:
         assert control.post("/plan", json={"answer": {"kind": "nope"}}).status_code == 400
         assert control.put("/step", json={"step": "two"}).status_code == 400
         assert control.get("/calls", params={"step": "x"}).status_code == 400
+        assert control.post("/begin-step", json={"step": None}).status_code == 400
+        assert control.post("/begin-step", json={"step": 1, "plans": [{}]}).status_code == 400
+        assert control.post("/end-step", json={}).status_code == 400
     with pytest.raises(InternalError, match="unknown answer kind"):
         provider._call("POST", "/plan", json={"answer": {"kind": "nope"}})
 

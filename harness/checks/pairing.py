@@ -83,7 +83,7 @@ async def check_context(run: ScenarioRun, state: Snapshot) -> None:
             want = oracle.expected_context(chat.body)
         except oracle.NotApplicable:
             continue
-        for call in run.ctx.provider.calls_in_step(chat.step):
+        for call in run.step_calls.get(chat.step, ()):
             if call.model != chat.body.get("model"):
                 run.result.fail(
                     "context", f"the provider was asked for model {call.model!r}, "

@@ -41,7 +41,9 @@ def parse_ts(value: Any) -> datetime | None:
 def format_ts(ts: datetime) -> str:
     """C-MSG-4's wire form: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # by hand: strftime("%Y") does not zero-pad years below 1000 on glibc
+    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:"
+            f"{ts.second:02d}.{ts.microsecond // 1000:03d}Z")
 
 
 def _chronological(messages: list[Any]) -> list[tuple[int, dict[str, Any]]]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.db import pgcache
 from harness.errors import DatabaseError
+from harness.processes import die_with_parent
 
 if TYPE_CHECKING:
     import psycopg
@@ -147,6 +148,8 @@ class Postmaster:
             self.proc = subprocess.Popen(
                 args, user=self.user, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, not it
+                # a harness killed outright: the kernel asks for a fast shutdown
+                preexec_fn=die_with_parent(signal.SIGINT),
             )
 
     def wait_ready(self, db: str, deadline_s: float) -> psycopg.Connection[Any]:

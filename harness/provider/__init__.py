@@ -4,20 +4,24 @@ from harness.provider.engine import (
     Answer,
     ErrorAnswer,
     Outgoing,
+    Plan,
     ProviderCall,
     ProviderControl,
     RawAnswer,
     Reply,
     ScriptedProvider,
+    StepEnd,
 )
 
 __all__ = [
     "Answer",
     "ErrorAnswer",
     "Outgoing",
+    "Plan",
     "ProviderCall",
     "ProviderControl",
     "RawAnswer",
     "Reply",
     "ScriptedProvider",
+    "StepEnd",
 ]

@@ -12,9 +12,9 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 # -- what a scenario can plan ------------------------------------------------
 
@@ -117,6 +117,17 @@ def _count_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
+Plan = tuple["Answer", "str | None"]
+"""A planned answer and the model it is for (``None``: the next call, any model)."""
+
+
+class StepEnd(NamedTuple):
+    """What a step left with the provider: its calls, and planned answers not taken."""
+
+    calls: list[ProviderCall]
+    pending: list[tuple[str | None, Answer]]
+
+
 class ProviderControl(Protocol):
     """What the runner and the checks use of a provider: the engine itself, in
     process, or :class:`~harness.provider.remote.RemoteProvider` for one served
@@ -129,6 +140,8 @@ class ProviderControl(Protocol):
     def pending(self) -> list[tuple[str | None, Answer]]: ...
     def discard_pending(self) -> None: ...
     def calls_in_step(self, step: int) -> list[ProviderCall]: ...
+    def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None: ...
+    def end_step(self, step: int) -> StepEnd: ...
 
 
 class ScriptedProvider:
@@ -174,6 +187,24 @@ class ScriptedProvider:
 
     def calls_in_step(self, step: int) -> list[ProviderCall]:
         return [c for c in self.calls if c.step == step]
+
+    # -- a step at a time: what the runner does, in one move each ----------
+    def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None:
+        """Calls from now on belong to ``step``; queue its planned answers."""
+        self.step = step
+        for answer, for_model in plans:
+            self.plan(answer, for_model=for_model)
+
+    def end_step(self, step: int) -> StepEnd:
+        """The step's calls and the answers it left untaken (discarded now).
+
+        Calls that come later (a backend still retrying in the background)
+        belong to no step, so what this returns stays the step's whole record.
+        """
+        end = StepEnd(self.calls_in_step(step), self.pending())
+        self.discard_pending()
+        self.step = None
+        return end
 
     # -- serving ---------------------------------------------------------
     def _take(self, model: str | None) -> Answer | None:

@@ -29,7 +29,7 @@ import httpx
 import harness
 from harness.errors import InternalError, TargetError
 from harness.provider import wire
-from harness.provider.engine import Answer, ProviderCall
+from harness.provider.engine import Answer, Plan, ProviderCall, StepEnd
 from harness.provider.wire import CONTROL_PREFIX, PROVIDER_PREFIX
 
 if TYPE_CHECKING:
@@ -109,6 +109,16 @@ class RemoteProvider:
 
     def discard_pending(self) -> None:
         self._call("POST", "/discard-pending")
+
+    # -- a step in two round trips (the runner's path: see ScriptedProvider) -------
+    def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None:
+        self._call("POST", "/begin-step", json={
+            "step": step, "plans": [wire.plan_to_json(a, m) for a, m in plans]})
+
+    def end_step(self, step: int) -> StepEnd:
+        data = self._call("POST", "/end-step", json={"step": step})
+        return StepEnd([wire.call_from_json(c) for c in data["calls"]],
+                       wire.pending_from_json(data["pending"]))
 
 
 class ProviderServer:

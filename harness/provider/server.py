@@ -226,8 +226,37 @@ def control_routes(engine: ScriptedProvider) -> list[Route]:
         engine.discard_pending()
         return _json({"ok": True})
 
+    async def begin_step(request: Request) -> Response:
+        try:
+            data = await _body(request)
+            if not isinstance(data, dict) or "step" not in data:
+                raise wire.WireError('expected {"step": N, "plans": [{"answer": {...}, '
+                                     '"for_model": name or null}, ...]}')
+            step = _step_value(data["step"])
+            if step is None:
+                raise wire.WireError("step must be an integer")
+            plans = [wire.plan_from_json(item) for item in data.get("plans") or []]
+        except wire.WireError as exc:
+            return _bad(str(exc))
+        engine.begin_step(step, plans)
+        return _json({"step": step, "pending": len(engine.pending())})
+
+    async def end_step(request: Request) -> Response:
+        try:
+            data = await _body(request)
+            step = _step_value(data.get("step") if isinstance(data, dict) else None)
+            if step is None:
+                raise wire.WireError('expected {"step": N}')
+        except wire.WireError as exc:
+            return _bad(str(exc))
+        end = engine.end_step(step)
+        return _json({"calls": [wire.call_to_json(c) for c in end.calls],
+                      "pending": wire.pending_to_json(end.pending)})
+
     p = CONTROL_PREFIX
     return [
+        Route(f"{p}/begin-step", begin_step, methods=["POST"]),
+        Route(f"{p}/end-step", end_step, methods=["POST"]),
         Route(f"{p}/health", health, methods=["GET"]),
         Route(f"{p}/reset", reset, methods=["POST"]),
         Route(f"{p}/step", get_step, methods=["GET"]),

@@ -164,3 +164,18 @@ def pending_from_json(data: Any) -> list[tuple[str | None, Answer]]:
             raise WireError(f"a pending answer must be a JSON object, got {item!r}")
         out.append((item.get("for_model"), answer_from_json(item.get("answer"))))
     return out
+
+
+def plan_to_json(answer: Answer, for_model: str | None) -> dict[str, Any]:
+    """One planned answer, as ``begin-step`` takes it (the shape of a pending one)."""
+    return {"for_model": for_model, "answer": answer_to_json(answer)}
+
+
+def plan_from_json(item: Any) -> tuple[Answer, str | None]:
+    if not isinstance(item, Mapping) or "answer" not in item:
+        raise WireError(f'a plan must be {{"answer": {{...}}, "for_model": name or null}}, '
+                        f"got {item!r}")
+    for_model = item.get("for_model")
+    if for_model is not None and not isinstance(for_model, str):
+        raise WireError(f"for_model must be a string or null, got {for_model!r}")
+    return answer_from_json(item["answer"]), for_model

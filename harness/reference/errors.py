@@ -167,8 +167,22 @@ async def _http_exception(request: Request, exc: StarletteHTTPException) -> JSON
     else:
         message = str(exc.detail)
     error = ApiError(code, message)
-    # Starlette puts the `Allow` header on 405s; keep it.
-    return ApiJSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if code == "method_not_allowed":
+        # Starlette's `Allow` names the methods of the first route on the path
+        # only; one path served by two routes (GET and POST) has both.
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return ApiJSONResponse(error.body(), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the app serves on this path, from its (cached) OpenAPI document:
+    a public view of the routes, whatever the framework does inside."""
+    try:
+        operations = request.app.openapi()["paths"].get(request.url.path) or {}
+    except Exception:  # no OpenAPI (a bare Starlette app): keep Starlette's header
+        return ""
+    return ", ".join(sorted(m.upper() for m in operations if m != "parameters"))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,7 +19,7 @@ import httpx
 from harness.contract import oracle
 from harness.db import Database
 from harness.errors import Location, ScenarioError
-from harness.provider import Answer, ProviderControl
+from harness.provider import Answer, Plan, ProviderCall, ProviderControl, StepEnd
 from harness.runner.client import ChatClient, Clock
 from harness.runner.match import Matcher, mismatches, short, status_matches
 from harness.runner.result import Exchange, ScenarioResult, StepRecord
@@ -121,6 +121,8 @@ class ScenarioRun:
         })
         self._tokens: dict[str, str] = {}
         self._step: StepRecord | None = None
+        # each step's provider calls, as the step's end recorded them (for the checks)
+        self.step_calls: dict[int, list[ProviderCall]] = {}
         self._started = time.perf_counter()
 
     # -- identity ----------------------------------------------------------
@@ -238,14 +240,16 @@ class ScenarioRun:
                             line=self.scenario.step_lines[index])
         self.result.steps.append(record)
         self._step = record
-        self.ctx.provider.step = index
-        self._plan(step)
-        await steps.execute(self, index, step)
-        self._provider_expect(index, step)
-        self._provider_script(index)
+        self.ctx.provider.begin_step(index, self._plans(step))
+        try:
+            await steps.execute(self, index, step)
+        finally:
+            end = self.ctx.provider.end_step(index)
+            self.step_calls[index] = end.calls
+        self._provider_expect(index, step, end.calls)
+        self._provider_script(index, end)
         record.provider_calls = [
-            {"model": c.model, "messages": c.messages, "answer": c.answer}
-            for c in self.ctx.provider.calls_in_step(index)
+            {"model": c.model, "messages": c.messages, "answer": c.answer} for c in end.calls
         ]
         return record
 
@@ -290,17 +294,15 @@ class ScenarioRun:
             out.append(spec.to_answer(self.ctx.provider_timeout_ms))
         return out
 
-    def _plan(self, step: Step) -> None:
+    def _plans(self, step: Step) -> list[Plan]:
         subs = step.parsed if isinstance(step, ParallelStep) else (step,)
-        for one in subs:
-            for spec, answer in zip(one.answers(), self.answers(one), strict=True):
-                self.ctx.provider.plan(answer, for_model=spec.for_model)
+        return [(answer, spec.for_model) for one in subs
+                for spec, answer in zip(one.answers(), self.answers(one), strict=True)]
 
-    def _provider_expect(self, index: int, step: Step) -> None:
+    def _provider_expect(self, index: int, step: Step, calls: list[ProviderCall]) -> None:
         want = step.expect.provider if step.expect else None
         if want is None:
             return
-        calls = self.ctx.provider.calls_in_step(index)
         if want.calls is not None and len(calls) != want.calls:
             self.result.fail("expect", f"the backend called the provider {len(calls)} time(s), "
                              f"expected {want.calls}", step=index, expected=want.calls,
@@ -337,13 +339,11 @@ class ScenarioRun:
                                  step=index, expected=expected, actual=calls[-1].messages,
                                  clause="C-CHAT-3")
 
-    def _provider_script(self, index: int) -> None:
+    def _provider_script(self, index: int, end: StepEnd) -> None:
         if not self.scenario.check_enabled("provider_script"):
-            self.ctx.provider.discard_pending()
             return
-        calls = self.ctx.provider.calls_in_step(index)
+        calls, pending = end
         unscripted = [c for c in calls if not c.scripted]
-        pending = self.ctx.provider.pending()
         step = self.scenario.steps[index]
         subs = step.parsed if isinstance(step, ParallelStep) else (step,)
         planned = sum(len(s.answers()) for s in subs)
@@ -363,7 +363,6 @@ class ScenarioRun:
                 step=index, expected=f"{planned} call(s)", actual=f"{len(calls)} call(s)",
                 clause="C-CHAT-3",
             )
-        self.ctx.provider.discard_pending()
 
     # -- expectations ------------------------------------------------------------
     def check_expect(self, index: int, ex: Exchange, expect: Expect | None, *,

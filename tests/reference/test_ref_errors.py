@@ -27,6 +27,12 @@ async def test_wrong_method_is_405_envelope(api: Api) -> None:
     assert "POST" in response.headers["allow"]
 
 
+async def test_405_allow_names_every_method_of_a_path_served_by_two_routes(api: Api) -> None:
+    response = await api.request("PUT", "/api/chat/messages")
+    error_of(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
 async def test_request_id_is_echoed(api: Api) -> None:
     response = await api.request("GET", "/api/health", headers={"x-request-id": "req-42"})
     assert response.headers["x-request-id"] == "req-42"
