@@ -8,7 +8,6 @@ by the run's own TMPDIR in their environment, files in that TMPDIR).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,36 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+from runs import REFERENCE, ROOT, processes_of, run_env
 
 from harness.processes import Child, free_port
 from harness.scenario.load import discover, load_file
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = f"{sys.executable} -m harness.reference"
-
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT")}
-    env["CHAT_HARNESS_DB"] = "embedded"
-    tmp.mkdir(parents=True, exist_ok=True)
-    env["TMPDIR"] = str(tmp)
-    return env
-
-
-def _processes_of(tmp: Path) -> list[int]:
-    """Processes whose environment carries this run's TMPDIR."""
-    mark = f"TMPDIR={tmp}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if mark in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return run_env(tmp, CHAT_HARNESS_DB="embedded")
 
 
 def _run(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -63,7 +40,7 @@ def _outcomes(tmp: Path) -> dict[str, str]:
 
 
 def _nothing_left(tmp: Path) -> None:
-    assert _processes_of(tmp / "tmp") == [], "a process the run started is still there"
+    assert processes_of(tmp / "tmp") == [], "a process the run started is still there"
     assert list((tmp / "tmp").iterdir()) == [], "the run left files in its TMPDIR"
 
 
@@ -130,7 +107,7 @@ def test_sigint_during_a_target_cmd_run_leaves_nothing(tmp_path: Path) -> None:
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     deadline = time.monotonic() + 30
-    while _processes_of(tmp) and time.monotonic() < deadline:
+    while processes_of(tmp) and time.monotonic() < deadline:
         time.sleep(0.05)  # poll interval: children are reaped a moment after the parent
     _nothing_left(tmp_path)
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,44 +26,15 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from runs import REFERENCE, ROOT, poll_until, processes_of, run_env
 
 from harness.config import RunConfig
 from harness.errors import DatabaseError
 from harness.runner.session import Harness
 from harness.scenario.load import Scenario, load_file
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = f"{sys.executable} -m harness.reference"
 STATS = ROOT / "scenarios" / "messages" / "session-stats.yaml"
 USER = "0d7b6a1e-3f0c-4c9a-9a51-2d6c0f1e7b21"
-
-
-def _poll_until(predicate: Callable[[], Any], failure: Callable[[], str],
-                deadline_s: float) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= end:
-            break
-        time.sleep(0.02)  # the poll interval, not a wait standing in for an event
-    if not value:
-        pytest.fail(failure())
-    return value
-
-
-def _processes_of(tmp: Path) -> list[int]:
-    """Processes whose environment carries this TMPDIR."""
-    mark = f"TMPDIR={tmp}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if mark in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -80,14 +51,6 @@ def run_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="ch-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT")}
-    tmp.mkdir(parents=True, exist_ok=True)
-    env.update(TMPDIR=str(tmp), **extra)
-    return env
 
 
 # -- PostgreSQL, stopped and started under the harness's feet ------------------------
@@ -183,8 +146,8 @@ def test_database_down_answers_503_and_the_backend_recovers_after_a_restart(
         status, body = _call(harness, "GET", "/api/health")
         assert status == 503, body
         pg.start()
-        _poll_until(lambda: _call(harness, "GET", "/api/health")[0] == 200,
-                    lambda: "the backend never recovered after the restart", deadline_s=60)
+        poll_until(lambda: _call(harness, "GET", "/api/health")[0] == 200,
+                   lambda: "the backend never recovered after the restart", deadline_s=60)
         batch = {"sessionId": "conv_1755009248860_restarted", "messages": [{
             "id": "msg_1755009248860_restart01", "role": "user", "content": "still here?",
             "timestamp": "2025-08-12T14:34:08.860Z"}]}
@@ -231,20 +194,20 @@ def test_a_run_whose_database_stops_ends_with_a_clear_message(tmp_path: Path,
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", "scenarios", "--db", "embedded",
              "--reports", str(tmp_path / "reports"), "-q", "-p", "no:cacheprovider"],
-            cwd=ROOT, env=_env(tmp), stdout=sink, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=run_env(tmp), stdout=sink, stderr=subprocess.STDOUT)
     try:
         def running_postgres() -> Postgres | None:
             assert proc.poll() is None, out.read_text()
             try:
-                return Postgres.serving(_processes_of(tmp))
+                return Postgres.serving(processes_of(tmp))
             except (AssertionError, OSError, ValueError):
                 return None
 
-        pg = _poll_until(running_postgres, lambda: "the run never started its database",
-                         deadline_s=120)
+        pg = poll_until(running_postgres, lambda: "the run never started its database",
+                        deadline_s=120)
         # once a few scenarios have passed, the database goes away for good
-        _poll_until(lambda: out.read_text().count(".") >= 3,
-                    lambda: f"no scenario passed\n{out.read_text()}", deadline_s=120)
+        poll_until(lambda: out.read_text().count(".") >= 3,
+                   lambda: f"no scenario passed\n{out.read_text()}", deadline_s=120)
         pg.stop()
         proc.wait(timeout=300)
     finally:
@@ -255,7 +218,7 @@ def test_a_run_whose_database_stops_ends_with_a_clear_message(tmp_path: Path,
     assert proc.returncode == 3, text
     assert "chat-harness cannot go on: cannot connect to the embedded database" in text, text
     assert "Hint: " in text
-    _poll_until(lambda: not _processes_of(tmp), lambda: "processes left", deadline_s=30)
+    poll_until(lambda: not processes_of(tmp), lambda: "processes left", deadline_s=30)
     assert list(tmp.iterdir()) == []
 
 
@@ -290,7 +253,7 @@ def test_dropped_provider_connections_become_retries_or_a_502(tmp_path: Path, ru
         [sys.executable, "-m", "harness", "run", str(scenarios), *args, "--db", "embedded",
          "--fixtures-dir", str(ROOT / "fixtures"), "--reports", str(tmp_path / "reports"),
          "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT, env=_env(run_tmp), capture_output=True, text=True, timeout=300)
+        cwd=ROOT, env=run_env(run_tmp), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "1 passed" in proc.stdout
 
@@ -329,17 +292,17 @@ def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
             [sys.executable, "-m", "harness", "run", str(scenarios), "--target-cmd", REFERENCE,
              "--db", "embedded", "--fixtures-dir", str(ROOT / "fixtures"),
              "--reports", str(reports), "-q", "-p", "no:cacheprovider"],
-            cwd=ROOT, env=_env(tmp), stdout=sink, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=run_env(tmp), stdout=sink, stderr=subprocess.STDOUT)
     log = reports / "target.log"
 
     def answered() -> int:  # chat requests the backend has answered (uvicorn's access log)
         return log.read_bytes().count(b"POST /api/chat ") if log.exists() else 0
 
     try:
-        _poll_until(lambda: proc.poll() is not None or answered() >= 2,
-                    lambda: "the run never got going", deadline_s=120)
+        poll_until(lambda: proc.poll() is not None or answered() >= 2,
+                   lambda: "the run never got going", deadline_s=120)
         assert proc.poll() is None, out.read_text()
-        (provider,) = [pid for pid in _processes_of(tmp)
+        (provider,) = [pid for pid in processes_of(tmp)
                        if "harness.provider" in _cmdline(pid)]
         (port,) = _listening_ports(provider)
 
@@ -347,7 +310,7 @@ def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
             calls = httpx.get(f"http://127.0.0.1:{port}/_chat-harness/calls").json()["calls"]
             return len(calls) > answered()
 
-        _poll_until(in_flight, lambda: "no provider call was ever in flight", deadline_s=60)
+        poll_until(in_flight, lambda: "no provider call was ever in flight", deadline_s=60)
         os.kill(provider, signal.SIGKILL)
         proc.wait(timeout=120)
     finally:
@@ -361,7 +324,7 @@ def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
     assert "Traceback" not in text
     # the call in flight: the backend answered 502 (C-CHAT-5), it did not hang or 500
     assert b'"POST /api/chat HTTP/1.1" 502' in log.read_bytes()
-    _poll_until(lambda: not _processes_of(tmp), lambda: "processes left", deadline_s=30)
+    poll_until(lambda: not processes_of(tmp), lambda: "processes left", deadline_s=30)
     assert list(tmp.iterdir()) == []
 
 
@@ -410,7 +373,7 @@ def test_a_hanging_backend_times_out_per_step_with_the_step_named(tmp_path: Path
          f"{sys.executable} {tmp_path / 'hang.py'}", "--step-timeout", "1",
          "--db", "embedded", "--fixtures-dir", str(ROOT / "fixtures"),
          "--reports", str(tmp_path / "reports"), "-p", "no:cacheprovider"],
-        cwd=tmp_path, env=_env(tmp), capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=run_env(tmp), capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "1 failed" in out
@@ -419,4 +382,4 @@ def test_a_hanging_backend_times_out_per_step_with_the_step_named(tmp_path: Path
     assert "POST /api/chat got no answer: the backend did not answer within 1 s " \
            "(--step-timeout)" in out, out
     assert "Traceback" not in out
-    _poll_until(lambda: not _processes_of(tmp), lambda: "processes left", deadline_s=30)
+    poll_until(lambda: not processes_of(tmp), lambda: "processes left", deadline_s=30)

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import REFERENCE, ROOT, poll_until, processes_of
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = 8_2025  # the moments are random, and the same in every run of this test
-REFERENCE = f"{sys.executable} -m harness.reference"
 # the black-box run is a subset: a whole black-box suite costs ~2x the in-process one
 CMD_SCENARIOS = ("scenarios/seed", "scenarios/chat", "scenarios/stream")
 # what a cache entry being written is called (whatever the cache's layout, its
@@ -86,21 +85,6 @@ CASES = [pytest.param(m, id=m.id) for m in MOMENTS]
 
 
 # -- what a run leaves behind ------------------------------------------------------
-
-
-def _processes_of(tmp: Path) -> list[int]:
-    """Processes whose environment carries this run's TMPDIR."""
-    mark = f"TMPDIR={tmp}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if mark in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def _describe(pids: list[int]) -> str:
@@ -187,20 +171,6 @@ def _docker_answers() -> bool:
         return False
 
 
-def _poll_until(predicate: Callable[[], Any], failure: Callable[[], str],
-                deadline_s: float) -> Any:
-    """Poll ``predicate`` until it is truthy; fail with ``failure()`` at the deadline."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= end:
-            break
-        time.sleep(0.01)  # the poll interval, not a wait standing in for an event
-    if not value:
-        pytest.fail(failure())
-    return value
-
-
 # -- the runs --------------------------------------------------------------------------
 
 
@@ -244,7 +214,7 @@ def _phase_began(moment: Moment, proc: subprocess.Popen[bytes], tmp: Path,
         if moment.target == "target-cmd":
             log = reports / "target.log"
             return log.exists() and b"POST /api/chat" in log.read_bytes()
-        return bool(_ports_of(_processes_of(tmp)))  # PostgreSQL listens: scenarios are next
+        return bool(_ports_of(processes_of(tmp)))  # PostgreSQL listens: scenarios are next
 
     def shutdown() -> bool:
         return (reports / "results.json").exists()
@@ -272,13 +242,13 @@ def test_a_signal_at_a_random_moment_leaves_nothing(
     ports: set[int] = set()
     data_dirs: set[Path] = set()
     try:
-        _poll_until(_phase_began(moment, proc, tmp, reports),
-                    lambda: f"phase {moment.phase} never began\n{output()}", deadline_s=120)
+        poll_until(_phase_began(moment, proc, tmp, reports),
+                   lambda: f"phase {moment.phase} never began\n{output()}", deadline_s=120)
         at = time.monotonic() + moment.delay_s
         # the one timed wait that is the point: the random delay into the phase
-        _poll_until(lambda: time.monotonic() >= at or proc.poll() is not None,
-                    lambda: "unreachable", deadline_s=moment.delay_s + 5)
-        ours = _processes_of(tmp)
+        poll_until(lambda: time.monotonic() >= at or proc.poll() is not None,
+                   lambda: "unreachable", deadline_s=moment.delay_s + 5)
+        ours = processes_of(tmp)
         ports, data_dirs = _ports_of(ours), _data_dirs_of(ours)
         delivered = proc.poll() is None
         if delivered:
@@ -305,8 +275,8 @@ def test_a_signal_at_a_random_moment_leaves_nothing(
 def _check_nothing_left(moment: Moment, proc: subprocess.Popen[bytes], tmp: Path, cache: Path,
                         ports: set[int], data_dirs: set[Path], text: str) -> None:
     # children are reaped a moment after the parent
-    _poll_until(lambda: not _processes_of(tmp),
-                lambda: "still running:\n" + _describe(_processes_of(tmp)), deadline_s=30)
+    poll_until(lambda: not processes_of(tmp),
+               lambda: "still running:\n" + _describe(processes_of(tmp)), deadline_s=30)
     still = sorted(ports & set(_listening().values()))
     assert not still, f"ports {still} of the run still listen"
     left = [str(p) for p in tmp.iterdir()] + sorted(str(d) for d in data_dirs if d.exists()) \
@@ -316,8 +286,8 @@ def _check_nothing_left(moment: Moment, proc: subprocess.Popen[bytes], tmp: Path
     half_built = [p.name for p in cache.iterdir() if STAGING.search(p.name)]
     assert not half_built, f"half-written warm cache entries: {half_built}"
     if moment.db == "container":
-        _poll_until(lambda: not _containers_of(proc.pid),
-                    lambda: f"containers left: {_containers_of(proc.pid)}", deadline_s=30)
+        poll_until(lambda: not _containers_of(proc.pid),
+                   lambda: f"containers left: {_containers_of(proc.pid)}", deadline_s=30)
 
 
 def _clean_up(proc: subprocess.Popen[bytes], tmp: Path, data_dirs: set[Path]) -> None:
@@ -326,10 +296,10 @@ def _clean_up(proc: subprocess.Popen[bytes], tmp: Path, data_dirs: set[Path]) ->
         proc.kill()
         proc.wait()
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _processes_of(tmp):
+        for pid in processes_of(tmp):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         with contextlib.suppress(BaseException):
-            _poll_until(lambda: not _processes_of(tmp), lambda: "", deadline_s=10)
+            poll_until(lambda: not processes_of(tmp), lambda: "", deadline_s=10)
     for folder in [*data_dirs, *_ram_dirs_of(proc.pid)]:
         shutil.rmtree(folder.parent if folder.name == "data" else folder, ignore_errors=True)

@@ -2,47 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from runs import ROOT, poll_until, run_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="PR_SET_PDEATHSIG is Linux's")
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie is gone for our purpose: it runs nothing, and init reaps it
+    """No such process, or a zombie (it runs nothing; init reaps it)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except (OSError, IndexError):
         return True
 
 
-def _poll(what: str, ok: object, deadline_s: float = 30) -> None:
-    end = time.monotonic() + deadline_s
-    while not ok():  # type: ignore[operator]
-        assert time.monotonic() < end, what
-        time.sleep(0.05)  # poll interval
-
-
 def _kill_harness_and_watch(code: str, tmp_path: Path) -> None:
     """Run ``code`` (which prints a child pid and waits), SIGKILL it, the child must go."""
     script = tmp_path / "harness_like.py"
     script.write_text(textwrap.dedent(code))
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=run_env(tmp_path),
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -53,7 +37,8 @@ def _kill_harness_and_watch(code: str, tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
-    _poll(f"process {child} outlived the harness that started it", lambda: _gone(child))
+    poll_until(lambda: _gone(child),
+               lambda: f"process {child} outlived the harness that started it", deadline_s=30)
 
 
 def test_a_started_child_dies_with_a_killed_harness(tmp_path: Path) -> None:

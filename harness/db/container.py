@@ -27,6 +27,7 @@ from typing import Any
 from harness.db._base import Database, wait_until_accepting
 from harness.db.image import DEFAULT_TAG
 from harness.errors import DatabaseError
+from harness.processes import pid_alive
 
 DEFAULT_IMAGE = DEFAULT_TAG
 
@@ -89,16 +90,6 @@ def our_containers(client: Any, **labels: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_orphans(client: Any) -> int:
     """Remove our containers whose process on this host no longer exists.
 
@@ -108,7 +99,7 @@ def reap_orphans(client: Any) -> int:
     removed = 0
     for container in our_containers(client, host=socket.gethostname()):
         pid = container.labels.get(LABEL_PID, "")
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
                 removed += 1

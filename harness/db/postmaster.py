@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.db import pgcache
 from harness.errors import DatabaseError
-from harness.processes import die_with_parent
+from harness.processes import die_with_parent, pid_alive
 
 if TYPE_CHECKING:
     import psycopg
@@ -68,18 +68,8 @@ def _reap_ram_orphans(ram: Path) -> None:
     """Remove data folders of runs killed outright (SIGKILL: no clean-up ran)."""
     for path in ram.glob(f"{_RAM_PREFIX}*"):
         pid = path.name[len(_RAM_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _RAM_PREFIX = "chat-harness-pg-data-"

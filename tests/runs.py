@@ -1,0 +1,59 @@
+"""Helpers for tests that start real runs: their environment, polling, what they leave.
+
+Imported by name from the tests next to it (pytest puts this folder on
+``sys.path``; the folder is not a package).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = f"{sys.executable} -m harness.reference"
+
+
+def run_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Our environment for a child run whose TMPDIR is ``tmp`` (created), minus a
+    database URL or mutant of the caller's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT")}
+    tmp.mkdir(parents=True, exist_ok=True)
+    env.update(TMPDIR=str(tmp), **extra)
+    return env
+
+
+def processes_of(tmp: Path) -> list[int]:
+    """Processes whose environment carries this TMPDIR: a run's and its children's."""
+    mark = f"TMPDIR={tmp}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def poll_until(predicate: Callable[[], Any], failure: Callable[[], str],
+               deadline_s: float, interval_s: float = 0.02) -> Any:
+    """Poll ``predicate`` until it is truthy (and return it); at the deadline,
+    fail the test with ``failure()``."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= end:
+            break
+        time.sleep(interval_s)  # the poll interval, not a wait standing in for an event
+    if not value:
+        pytest.fail(failure())
+    return value
