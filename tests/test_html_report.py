@@ -221,3 +221,22 @@ def test_chromium_shows_the_failure_timeline(tmp_path: Path) -> None:
     near = sum(n for c, n in colours.items() if all(abs(x - y) <= 6 for x, y in zip(
         c, mark, strict=True)))
     assert near > 500, "the failure timeline's red marker is not on screen"
+
+
+def test_reports_given_as_empty_writes_none(tmp_path: Path) -> None:
+    """``--reports ''``: no results.json, junit.xml or report.html anywhere (and it says so)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    seed = root / "scenarios" / "seed" / "429-switch-model-resend.yaml"
+    for reports, written in (("", False), (str(tmp_path / "out"), True)):
+        run = subprocess.run(
+            [sys.executable, "-m", "harness", "run", str(seed), "--db", "embedded",
+             "--reports", reports, "-q", "-p", "no:cacheprovider"],
+            cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert ("results: " in run.stdout) is written, run.stdout
+        assert ("report: " in run.stdout) is written, run.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "junit.xml", "report.html", "results.json"]
