@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,13 +54,23 @@ def differences(first: Outcomes, other: Outcomes) -> list[str]:
 
 
 def run_once(paths: list[str], seed: int, reports: Path, extra: list[str]) -> Run:
-    """One ``chat-harness run`` in random order under ``seed``."""
+    """One ``chat-harness run`` in random order under ``seed``.
+
+    A child of its own (:class:`harness.processes.Child`): on Ctrl-C it gets
+    SIGTERM and the time to stop its PostgreSQL and remove its folders.
+    """
+    from harness.processes import Child
+
     argv = [sys.executable, "-m", "harness", "run", *paths, "--reports", str(reports),
             "-q", "-p", "no:cacheprovider", "-p", "randomly", f"--randomly-seed={seed}",
             *extra]
     began = time.monotonic()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    run = Run(seed=seed, code=proc.returncode, seconds=time.monotonic() - began)
+    child = Child(argv, log=reports / "output.log", what="chat-harness run", cwd=ROOT)
+    try:
+        code = child.proc.wait()
+    finally:
+        child.stop()
+    run = Run(seed=seed, code=code, seconds=time.monotonic() - began)
     results = reports / "results.json"
     if results.is_file():
         doc = json.loads(results.read_text(encoding="utf-8"))
@@ -70,7 +79,7 @@ def run_once(paths: list[str], seed: int, reports: Path, extra: list[str]) -> Ru
             run.outcomes[key] = record["outcome"]
             run.order.append(key)
     else:
-        run.tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        run.tail = child.log_tail(15)
     return run
 
 
@@ -127,4 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the run under way has stopped (run_once): no traceback
+        sys.exit(130)

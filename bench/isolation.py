@@ -15,11 +15,10 @@ round trip on the same connection: no reset can cost less than a statement.
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
-from bench.measure import Context, Row
+from bench.measure import Context, Row, timed
 from bench.pg_ready import SCHEMA
 
 FIG = "isolation"
@@ -37,12 +36,6 @@ def _fill(conn: Any, n: int = 10) -> None:
             " VALUES (%s, %s, %s, %s, now())",
             [(f"msg_bench_{uuid.uuid4().hex[:12]}", session, "user" if i % 2 == 0 else
               "assistant", f"message {i}") for i in range(n)])
-
-
-def _timed(fn: Any) -> float:
-    began = time.perf_counter()
-    fn()
-    return time.perf_counter() - began
 
 
 def measure(ctx: Context) -> tuple[list[Row], list[str]]:
@@ -72,19 +65,19 @@ def measure(ctx: Context) -> tuple[list[Row], list[str]]:
             tx = psycopg.connect(db.url, autocommit=True)  # BEGIN / ROLLBACK sent by hand
             try:
                 for _ in range(n):
-                    floor.samples.append(_timed(lambda: conn.execute(b"SELECT 1")))
+                    floor.samples.append(timed(lambda: conn.execute(b"SELECT 1")))
                     _fill(conn)
-                    delete.samples.append(_timed(db.reset))
+                    delete.samples.append(timed(db.reset))
                     _fill(conn)
-                    truncate.samples.append(_timed(lambda: conn.execute(
+                    truncate.samples.append(timed(lambda: conn.execute(
                         ("TRUNCATE " + ", ".join(TABLES)
                          + " RESTART IDENTITY CASCADE").encode())))
-                    template.samples.append(_timed(lambda: (
+                    template.samples.append(timed(lambda: (
                         admin.execute(b"DROP DATABASE IF EXISTS bench_scn"),
                         admin.execute(b"CREATE DATABASE bench_scn TEMPLATE bench_tpl"))))
-                    begin_s = _timed(lambda: tx.execute(b"BEGIN"))
+                    begin_s = timed(lambda: tx.execute(b"BEGIN"))
                     _fill(tx)
-                    rollback.samples.append(begin_s + _timed(lambda: tx.execute(b"ROLLBACK")))
+                    rollback.samples.append(begin_s + timed(lambda: tx.execute(b"ROLLBACK")))
             finally:
                 tx.close()
     finally:

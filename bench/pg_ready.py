@@ -60,27 +60,15 @@ def _restart(entry: Path) -> float:
     from harness.db import embedded, pgcache
     from harness.db.postmaster import Postmaster
 
-    root = Path(tempfile.mkdtemp(prefix="chat-harness-pg-"))
-    user = embedded._run_as()
-    server = Postmaster(embedded.bin_dir(), root, user)
+    server = Postmaster(embedded.bin_dir(), embedded._run_as())
     try:
-        if user:
-            embedded._prepare_root_access(root, embedded.bin_dir())
-        server.sock.mkdir()
-        if user:
-            import pwd
-
-            pw = pwd.getpwnam(user)
-            os.chown(server.sock, pw.pw_uid, pw.pw_gid)
         pgcache.unpack(entry, server.home)
         began = time.perf_counter()
         server.launch()
         server.wait_ready(embedded.DB_NAME, 60).close()
         return time.perf_counter() - began
     finally:
-        server.stop()
-        shutil.rmtree(server.home, ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 def _container() -> float:

@@ -128,8 +128,10 @@ def write_json(results: Sequence[FigureResult], info: dict[str, Any], path: Path
 
 def markdown(results: Sequence[FigureResult], info: dict[str, Any]) -> str:
     """The table as Markdown (``reports/bench.md``), for the README's "Speed" section."""
+    load = info["load_1min_at_start"]
     lines = [f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gib']} GiB RAM, "
-             f"Python {info['python']}; load average {info['load_1min_at_start']:.1f} at the "
+             f"Python {info['python']}; load average "
+             f"{'unknown' if load is None else f'{load:.1f}'} at the "
              "start (a shared machine: medians, and ratios against floors of the same run).",
              "", "| figure | what | median | runs | × floor | target | met |",
              "| --- | --- | ---: | ---: | ---: | --- | --- |"]

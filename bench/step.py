@@ -12,7 +12,6 @@ checks after the steps are per scenario, not per step: their own row.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import ROOT, Context, Row
-from bench.pg_ready import SCHEMA
 
 FIG = "step"
 MODEL = "bench/model-a"
@@ -88,60 +86,48 @@ class RawClient:
         return took
 
 
-async def _rounds(db: Any, path: Path, rounds: int
-                  ) -> tuple[list[float], list[float], list[float]]:
-    """Harness step ``i``, then raw step ``i``, alternating; round 0 is a warm-up."""
-    from harness.config import DEFAULT_JWT_SECRET
-    from harness.runner.run import RunContext, ScenarioRun
-    from harness.scenario.load import load_file
-    from harness.targets import inprocess
+async def _round(run: Any, raw: RawClient) -> tuple[list[float], list[float], float]:
+    """Harness step ``i``, then raw step ``i``, for every step; then the built-in checks."""
+    await run.begin()
+    took, raw_took = [], []
+    for index, step in enumerate(run.scenario.steps):
+        began = time.perf_counter()
+        await run.run_step(index, step)
+        took.append(time.perf_counter() - began)
+        raw_took.append(await raw.step(index))
+    began = time.perf_counter()
+    result = await run.check()
+    checked = time.perf_counter() - began
+    if not result.passed:
+        raise RuntimeError(f"the bench scenario failed: {result.failures[:2]}")
+    return took, raw_took, checked
 
-    (scenario,) = load_file(path, display="bench-steps.yaml")
+
+def measure(ctx: Context) -> tuple[list[Row], list[str]]:
+    """Rounds on one in-process backend and database; round 0 is a warm-up."""
+    from harness.config import RunConfig
+    from harness.runner.run import ScenarioRun
+    from harness.runner.session import Harness
+    from harness.scenario.load import load_file
+
+    steps, rounds = ctx.reps(20, 8), ctx.reps(6, 1)
+    (scenario,) = load_file(_scenario(ctx.workdir / "step", steps), display="bench-steps.yaml")
+    config = RunConfig(db="embedded", fixtures=ROOT / "fixtures")
     harness_s: list[float] = []
     raw_s: list[float] = []
     checks_s: list[float] = []
-    async with inprocess.reference(db, jwt_secret=DEFAULT_JWT_SECRET, mutants=frozenset(),
-                                   provider_timeout_ms=1000) as target:
+    with Harness(config) as harness:
+        harness.start()
+        assert harness.target is not None
         for n in range(rounds + 1):
-            db.reset()
-            ctx = RunContext(
-                client=target.client, provider=target.provider, db=db,
-                jwt_secret=DEFAULT_JWT_SECRET, target=target.name,
-                provider_timeout_ms=target.provider_timeout_ms,
-                fixtures_dir=ROOT / "fixtures", provider_api_key=target.provider_api_key,
-                salt=f"round-{n}/")
-            run = ScenarioRun(scenario, ctx)
-            raw = RawClient(target.client, target.provider, DEFAULT_JWT_SECRET)
-            await run.begin()
-            took, raw_took = [], []
-            for index, step in enumerate(scenario.steps):
-                began = time.perf_counter()
-                await run.run_step(index, step)
-                took.append(time.perf_counter() - began)
-                raw_took.append(await raw.step(index))
-            began = time.perf_counter()
-            result = await run.check()
-            checked = time.perf_counter() - began
-            if not result.passed:
-                raise RuntimeError(f"the bench scenario failed: {result.failures[:2]}")
+            harness.db.reset()
+            run = ScenarioRun(scenario, harness.context(scenario))
+            bare = RawClient(harness.target.client, harness.target.provider, config.jwt_secret)
+            took, raw_took, checked = harness.call(_round(run, bare))
             if n:
                 harness_s += took
                 raw_s += raw_took
                 checks_s.append(checked)
-    return harness_s, raw_s, checks_s
-
-
-def measure(ctx: Context) -> tuple[list[Row], list[str]]:
-    from harness.db import provision
-
-    steps, rounds = ctx.reps(20, 8), ctx.reps(6, 1)
-    path = _scenario(ctx.workdir / "step", steps)
-    db = provision("embedded", schema=SCHEMA)
-    try:
-        db.apply_schema(SCHEMA)
-        harness_s, raw_s, checks_s = asyncio.run(_rounds(db, path, rounds))
-    finally:
-        db.close()
     raw = Row(FIG, "bare httpx: POST /api/chat + POST /api/chat/messages (floor)", raw_s,
               unit="ms")
     step = Row(FIG, "harness: one chat step (the same two requests)", harness_s, unit="ms",

@@ -430,9 +430,13 @@ def add_parser(sub: Any) -> None:
     """``chat-harness load``: the options of ``run`` that say what to start, and the load's."""
     load = sub.add_parser("load", help="many concurrent simulated clients against a backend, "
                           "then an audit (lost, duplicated, 5xx, stats); exits 1 on a problem")
-    load.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
-    load.add_argument("--turns", type=int, default=6, help="turns per conversation (6)")
-    load.add_argument("--seed", type=int, default=1, help="seed of the clients' scripts (1)")
+    defaults = LoadOptions()
+    load.add_argument("--clients", type=int, default=defaults.clients,
+                      help=f"concurrent clients ({defaults.clients})")
+    load.add_argument("--turns", type=int, default=defaults.turns,
+                      help=f"turns per conversation ({defaults.turns})")
+    load.add_argument("--seed", type=int, default=defaults.seed,
+                      help=f"seed of the clients' scripts ({defaults.seed})")
     load.add_argument("--mutant", action="append", default=[], metavar="NAME")
     load.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
     load.add_argument("--db-url", default=None, metavar="URL")
@@ -443,8 +447,9 @@ def add_parser(sub: Any) -> None:
     load.add_argument("--no-schema", action="store_true")
     load.add_argument("--jwt-secret", default=None, metavar="SECRET")
     load.add_argument("--start-timeout", default=None, type=float, metavar="SECONDS")
-    load.add_argument("--step-timeout", default=30.0, type=float, metavar="SECONDS",
-                      help="how long one request may go unanswered (30)")
+    load.add_argument("--step-timeout", default=defaults.request_timeout_s, type=float,
+                      metavar="SECONDS", help="how long one request may go unanswered "
+                      f"({defaults.request_timeout_s:.0f})")
     load.add_argument("--reports", default=None, metavar="DIR",
                       help="where --target-cmd's log goes (default: reports)")
 
@@ -454,7 +459,10 @@ def main(args: argparse.Namespace) -> int:
     from harness.errors import ConfigError
 
     if args.clients < 1 or args.turns < 1 or args.step_timeout <= 0:
-        raise ConfigError("--clients and --turns must be at least 1, --step-timeout above 0")
+        raise ConfigError(
+            f"--clients {args.clients} --turns {args.turns} --step-timeout {args.step_timeout}: "
+            "clients and turns must be at least 1, the step timeout above 0",
+            hint="e.g. chat-harness load --clients 10 --turns 3")
     config = RunConfig.from_options(
         mutants=args.mutant, db=args.db, db_url=args.db_url, db_image=args.db_image,
         target_cmd=args.target_cmd, target_url=args.target_url,

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -178,11 +178,11 @@ def _no_pg_control(entry: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [_truncate, _no_pg_control], ids=["partial", "corrupt"])
-def test_a_damaged_entry_is_rebuilt(cache: Path, damage: object) -> None:
+def test_a_damaged_entry_is_rebuilt(cache: Path, damage: Callable[[Path], None]) -> None:
     with embedded.start(SCHEMA) as first:
         key = first.cache_key
     (entry,) = _entries(cache)
-    damage(entry)  # type: ignore[operator]
+    damage(entry)
     (cache / f"{key}.tar.tmp-999999-abcdef").write_bytes(b"a build killed mid-write")
     with embedded.start(SCHEMA) as again:
         assert again.cache == "built"

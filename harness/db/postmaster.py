@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.db import pgcache
 from harness.errors import DatabaseError
-from harness.processes import die_with_parent, pid_alive
+from harness.processes import die_with_parent, free_port, pid_alive
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,12 +36,6 @@ _FAST = (
     "shared_buffers=64MB",
     "log_min_messages=warning",
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ram_folder() -> Path | None:
@@ -62,6 +55,48 @@ def ram_folder() -> Path | None:
     if st.f_bavail * st.f_frsize < 1 << 30 or not os.access(shm, os.W_OK | os.X_OK):
         return None
     return shm
+
+
+def _prepare_root_access(user: str, root: Path, binaries: Path) -> tuple[int, int]:
+    """As root: make sure ``user`` exists and can reach what it needs; its uid and gid.
+
+    ``root`` becomes the user's (``initdb`` and the server write there).
+    """
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        done = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
+            capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DatabaseError(
+                f"cannot create the system user {user!r} to run PostgreSQL as: "
+                f"{done.stderr.strip()}",
+                hint="PostgreSQL refuses to run as root: create the user, or run "
+                "chat-harness as another user") from None
+        pw = pwd.getpwnam(user)
+    # Every folder above the binaries and the data must be traversable.
+    for path in (binaries, root):
+        for parent in [path, *path.parents]:
+            mode = parent.stat().st_mode
+            if mode & 0o011 != 0o011:
+                parent.chmod(mode | 0o055)
+    # ~750 files: walked once per installation (the stamp goes with a reinstall)
+    stamp = binaries.parent / ".chat-harness-readable"
+    if not stamp.exists():
+        for sub in (binaries.parent / "lib", binaries.parent / "share"):
+            for dirpath, dirnames, filenames in os.walk(sub):
+                for name in dirnames + filenames:
+                    p = Path(dirpath) / name
+                    mode = p.stat().st_mode
+                    if mode & 0o055 != 0o055:
+                        p.chmod(mode | 0o055)
+        with contextlib.suppress(OSError):
+            stamp.touch()
+    os.chown(root, pw.pw_uid, pw.pw_gid)
+    return pw.pw_uid, pw.pw_gid
 
 
 def _reap_ram_orphans(ram: Path) -> None:
@@ -89,32 +124,38 @@ def _socket_folder(preferred: Path, home: Path) -> Path:
 class Postmaster:
     """One ``postgres`` process on its data folder, in its own process group.
 
-    ``root`` (in TMPDIR) holds the socket folder and the log; the data folder
-    is ``root/data``, or a folder of ours on ``/dev/shm`` (see ``ram_folder``).
+    It makes its own folders: ``root`` (in TMPDIR) holds the log and, where
+    the path is short enough, the socket folder; the data folder is
+    ``root/data``, or a folder of ours on ``/dev/shm`` (see ``ram_folder``).
+    :meth:`remove` stops the server and removes them all. ``user``: the
+    system user to run as (a root run), created on first use.
     """
 
-    def __init__(self, binaries: Path, root: Path, user: str | None) -> None:
-        self.binaries, self.root, self.user = binaries, root, user
-        self.sock, self.log = root / "s", root / "postgres.log"
-        self.data = root / "data"
-        ram = ram_folder()
-        if ram is not None:
-            _reap_ram_orphans(ram)
-            home = Path(tempfile.mkdtemp(prefix=f"{_RAM_PREFIX}{os.getpid()}-", dir=ram))
-            try:
-                if user:
-                    import pwd
-
-                    pw = pwd.getpwnam(user)
-                    os.chown(home, pw.pw_uid, pw.pw_gid)
-            except BaseException:
-                shutil.rmtree(home, ignore_errors=True)
-                raise
-            self.data = home / "data"
-        self.home = self.data.parent  # removed with the server (root is removed by start)
-        self.sock = _socket_folder(self.sock, self.home)
+    def __init__(self, binaries: Path, user: str | None) -> None:
+        self.binaries, self.user = binaries, user
+        self.root = Path(tempfile.mkdtemp(prefix="chat-harness-pg-"))
+        self.log = self.root / "postgres.log"
+        self.home = self.root  # the data folder's parent
+        self.sock = self.root / "s"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            owner = _prepare_root_access(user, self.root, binaries) if user else None
+            ram = ram_folder()
+            if ram is not None:
+                _reap_ram_orphans(ram)
+                self.home = Path(tempfile.mkdtemp(prefix=f"{_RAM_PREFIX}{os.getpid()}-",
+                                                  dir=ram))
+                if owner is not None:
+                    os.chown(self.home, *owner)
+            self.sock = _socket_folder(self.sock, self.home)
+            self.sock.mkdir()
+            if owner is not None:
+                os.chown(self.sock, *owner)
+        except BaseException:
+            self.remove()
+            raise
+        self.data = self.home / "data"
 
     def socket_url(self, db: str) -> str:
         return f"postgresql://{SUPERUSER}@/{db}?host={self.sock}&port={self.port}"
@@ -129,7 +170,7 @@ class Postmaster:
             raise DatabaseError(f"initdb failed:\n{init.stderr.strip() or init.stdout.strip()}")
 
     def launch(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         args = [str(self.binaries / "postgres"), "-D", str(self.data), "-k", str(self.sock),
                 "-h", "127.0.0.1", "-p", str(self.port)]
         for setting in _FAST:
@@ -188,6 +229,16 @@ class Postmaster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+    def remove(self) -> None:
+        """Stop the server and remove every folder it made. Safe to call twice."""
+        try:
+            self.stop()
+        finally:  # a second Ctrl-C during the shutdown still removes the folders
+            for folder in {self.home, self.sock.parent} - {self.root}:
+                shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 __all__ = ["SUPERUSER", "Postmaster", "ram_folder"]
