@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.config import RunConfig
 from harness.db import Database
 from harness.explore.emit import scenario_yaml, step_data
-from harness.explore.runner import Exploration, explore
+from harness.explore.runner import Exploration, explore, explore_mutants
 from harness.reporting.terminal import render_failure
 from harness.scenario.load import load_file
 from harness.scenario.model import (
@@ -145,3 +145,15 @@ def test_an_unknown_profile_is_a_usage_error(config: RunConfig) -> None:
 
     with pytest.raises(ConfigError, match="unknown profile 'fast'"):
         explore(config, "fast")
+
+
+def test_a_backend_whose_database_it_may_not_empty_is_a_usage_error() -> None:
+    """Refused before anything starts: no connection to the URL, no PostgreSQL."""
+    from harness.errors import ConfigError
+
+    running = RunConfig.from_options(target_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="a database it can empty") as refused:
+        explore(running, "ci")
+    assert "--reset-db" in str(refused.value.hint)
+    with pytest.raises(ConfigError, match="--mutants needs a backend the harness starts"):
+        explore_mutants(running, "ci")

@@ -10,6 +10,7 @@ import pytest
 from harness.config import RunConfig
 from harness.db import Database
 from harness.errors import ConfigError
+from harness.fuzz.command import fuzz_mutants
 from harness.fuzz.run import FuzzOptions, cli_args, identities, run_fuzz, write_files
 
 
@@ -88,3 +89,12 @@ def test_bad_bounds_and_missing_credentials_are_usage_errors() -> None:
     assert identities(FuzzOptions(token=["a"]), None, hours=1) == [("alice", "a")]
     with pytest.raises(ConfigError, match="needs the in-process reference"):
         run_fuzz(FuzzOptions(target_url="http://127.0.0.1:9", mutants=frozenset(["x"])))
+
+
+def test_options_schemathesis_does_not_take_are_a_usage_error(database: Database) -> None:
+    """Unknown options go to `schemathesis run`; its refusal is a hint, not a traceback."""
+    with pytest.raises(ConfigError, match="No such option '--no-such-option'") as refused:
+        run_fuzz(FuzzOptions(extra=["--no-such-option"]), db=database)
+    assert "schemathesis run --help" in str(refused.value.hint)
+    with pytest.raises(ConfigError, match="--mutants needs the in-process reference"):
+        fuzz_mutants(FuzzOptions(target_url="http://127.0.0.1:9"))

@@ -61,7 +61,8 @@ def main(args: argparse.Namespace, rest: list[str]) -> int:
     )
     if args.mutants:
         print(f"explore ({args.profile}) with each mutant of the reference backend:")
-        results = explore_mutants(config, args.profile)
+        results = explore_mutants(config, args.profile, max_examples=args.max_examples,
+                                  steps=args.steps)
         found = sorted(n for n, r in results.items() if not r.passed)
         missed = sorted(n for n, r in results.items() if r.passed)
         print(f"found {len(found)}/{len(results)}: {', '.join(found) or 'none'}")

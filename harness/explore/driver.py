@@ -16,7 +16,10 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.checks import CHECKS
+from harness.checks.conversation import Snapshot
 from harness.errors import ConfigError
+from harness.explore.invariants import check_stats
 from harness.runner.result import Failure
 from harness.runner.run import ScenarioRun
 from harness.runner.session import Harness
@@ -27,36 +30,45 @@ NAME = "explored"  # the saved scenario keeps it: ids and the session derive fro
 DEFAULT_MODEL = "google/gemini-2.0-flash-exp:free"
 
 
-def empty_scenario(name: str = NAME, model: str = DEFAULT_MODEL) -> Scenario:
+def empty_scenario() -> Scenario:
     """A scenario with no steps yet, as ``load_file`` would build it from a file."""
-    header = Header(name=name, model=model, steps=[])
-    return Scenario(name=name, file=Path(f"{name}.yaml"), display=f"{name}.yaml",
+    header = Header(name=NAME, model=DEFAULT_MODEL, steps=[])
+    return Scenario(name=NAME, file=Path(f"{NAME}.yaml"), display=f"{NAME}.yaml",
                     header=header, steps=(), step_lines=(), client=ClientOptions())
 
 
 class ExploreHarness(Harness):
-    """The harness session, plus what a step-by-step driver needs from it."""
+    """The harness session, on a database it may empty before every example."""
 
-    def new_run(self, scenario: Scenario) -> ScenarioRun:
-        """A fresh run on an emptied database (the same context ``Harness.run`` builds)."""
-        self.start()
-        self._check_alive()
-        db = self._db
-        if db is None or not self.config.reset_db:
-            # every example is the same scenario (same ids): each needs an empty database
+    def start(self) -> None:
+        config = self.config
+        # every example is the same scenario (same ids): each needs an empty database
+        if config.target_url and not (config.reset_db and (config.db_url or self.has_db)):
             raise ConfigError("explore needs a database it can empty between examples",
                               hint="with --target-url, give --db-url URL and --reset-db "
                               "(a test database of that backend)")
-        db.reset()
+        super().start()
+
+    def new_run(self) -> ScenarioRun:
+        """A fresh run on an emptied database (as ``Harness.run`` prepares one)."""
+        self.start()
+        self._check_alive()
+        self.db.reset()
+        scenario = empty_scenario()
         return ScenarioRun(scenario, self.context(scenario))
+
+
+# which built-in checks run when: see LiveRun.check
+_AFTER_STEP = tuple((name, check) for name, check in CHECKS if name != "idempotent")
+_AT_END = CHECKS[[name for name, _ in CHECKS].index("idempotent"):]
 
 
 class LiveRun:
     """One example: steps go to the backend as they are chosen; checks after each."""
 
-    def __init__(self, harness: ExploreHarness, scenario: Scenario | None = None) -> None:
+    def __init__(self, harness: ExploreHarness) -> None:
         self.harness = harness
-        self.run = harness.new_run(scenario or empty_scenario())
+        self.run = harness.new_run()
         harness.call(self.run.begin())
 
     @property
@@ -76,19 +88,12 @@ class LiveRun:
         the steps that replay (resync, replay, concurrent syncs) are the
         sequence's own, and checked as they run.
         """
-        from harness.checks import CHECKS
-        from harness.checks.conversation import Snapshot
-        from harness.explore.invariants import check_stats
-
         run = self.run
-        names = [name for name, _ in CHECKS]
-        chosen = CHECKS[names.index("idempotent"):] if final else [
-            (name, check) for name, check in CHECKS if name != "idempotent"]
 
         async def checks() -> None:
             run.ctx.provider.step = None
             state = Snapshot()
-            for name, check in chosen:
+            for name, check in _AT_END if final else _AFTER_STEP:
                 if run.scenario.check_enabled(name):
                     await check(run, state)
             if not final and not run.result.failures:

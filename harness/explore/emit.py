@@ -16,8 +16,9 @@ import yaml
 from harness.runner.result import Failure
 from harness.scenario.model import ParallelStep, ResyncStep, RetryStep, Step, StreamStep
 
-# the step's own key first, then who sends it, then the rest in model order
+# characters PyYAML writes raw but reads back as line breaks (or drops)
 _ESCAPE = frozenset("\x85\u2028\u2029\ufeff")
+# the step's own key first, then who sends it, then the rest in model order
 _FIRST = ("title", "chat", "stream", "retry", "resync", "http", "parallel", "as")
 
 

@@ -61,7 +61,9 @@ def _valid(text: str) -> bool:
     return 0 < len(text.strip()) <= MAX_CHARS and "${" not in text
 
 
-FRESH = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40)  # no Cs
+# utf-8: no lone surrogates (category Cs), which st.characters() draws otherwise
+FRESH = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1,
+                max_size=40)
 LONG = st.integers(1000, MAX_CHARS).map(lambda n: (LOREM * (n // len(LOREM) + 1))[:n])
 
 
@@ -155,11 +157,10 @@ class ConversationMachine(RuleBasedStateMachine):
     def _answers(self, data: st.DataObject, streaming: bool) -> Plan:
         return data.draw(answers(streaming=streaming, timeouts=self.timeouts), label="provider")
 
-    def _latest_with(self, text: str, at: str | None) -> bool:
-        """Would a backend matching by text (no current_message_id) pick the new message?"""
+    def _latest_with(self, text: str) -> bool:
+        """Would a backend matching by text (no current_message_id) pick a message sent now?"""
         clock = self.client.clock
-        when = parse_ts(at) if at else clock.now + clock.tick
-        assert when is not None
+        when = clock.now + clock.tick
         return all((parse_ts(m["timestamp"]) or when) <= when for m in self.client.history
                    if m["role"] == "user" and m["content"].strip() == text.strip())
 
@@ -187,7 +188,7 @@ class ConversationMachine(RuleBasedStateMachine):
             seconds = data.draw(st.integers(1, 3600), label="seconds earlier")
             at = format_ts(self.client.clock.now - timedelta(seconds=seconds))
         without_id = data.draw(st.booleans(), label="without current_message_id")
-        current = False if without_id and at is None and self._latest_with(text, at) else None
+        current = False if without_id and at is None and self._latest_with(text) else None
         fields: dict[str, Any] = {"provider": self._answers(data, streaming),
                                   "model": self._model(), "at": at,
                                   "current_message_id": current}

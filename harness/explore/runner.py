@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.config import RunConfig
-from harness.db import Database
 from harness.errors import ConfigError
 from harness.runner.result import Failure
 
 if TYPE_CHECKING:
     from hypothesis import settings
+
+    from harness.db import Database
 
 
 @dataclass(frozen=True)
@@ -116,20 +117,24 @@ def explore(config: RunConfig, profile: str = "ci", *, db: Database | None = Non
     return result
 
 
-def explore_mutants(config: RunConfig, profile: str = "ci", names: list[str] | None = None,
-                    ) -> dict[str, Exploration]:
+def explore_mutants(config: RunConfig, profile: str = "ci", *, max_examples: int | None = None,
+                    steps: int | None = None) -> dict[str, Exploration]:
     """Explore with each mutant on, one PostgreSQL for all: which ones does it find?"""
     import dataclasses
 
     from harness.db import provision
     from harness.reference.mutants import MUTANTS
 
+    if config.target_url:
+        raise ConfigError("--mutants needs a backend the harness starts",
+                          hint="mutants are switched on in the reference backend: use "
+                          "--target-cmd 'python -m harness.reference' or no target")
     out: dict[str, Exploration] = {}
     db = provision(config.db, url=config.db_url, image=config.db_image)
     try:
-        for name in names or sorted(MUTANTS):
+        for name in sorted(MUTANTS):
             one = dataclasses.replace(config, mutants=frozenset([name]))
-            out[name] = explore(one, profile, db=db)
+            out[name] = explore(one, profile, db=db, max_examples=max_examples, steps=steps)
             print(f"  {name:28} {'found' if not out[name].passed else 'missed'} "
                   f"({out[name].duration_s:.1f} s)", flush=True)
     finally:

@@ -75,12 +75,8 @@ def request_json(response: Response) -> Any:
         return None
 
 
-def sent_messages(response: Response) -> list[dict[str, Any]]:
-    """The messages a store sent: its ``messages`` list, or its single ``message``."""
-    try:
-        body = json.loads(sent_bytes(response) or b"null")
-    except ValueError:
-        return []
+def messages_of(body: Any) -> list[dict[str, Any]]:
+    """The messages a store body carries: its ``messages`` list, or its single ``message``."""
     if not isinstance(body, dict):
         return []
     items = body.get("messages")
@@ -140,7 +136,7 @@ def chat_store_echo(ctx: CheckContext, response: Response, case: Case) -> bool |
     problems = []
     if body.get("count") != len(items):
         problems.append(f"count {body.get('count')!r} for {len(items)} item(s)")
-    sent = {m.get("id"): m for m in sent_messages(response)}
+    sent = {m.get("id"): m for m in messages_of(request_json(response))}
     got = {m.get("id"): m for m in items if isinstance(m, dict)}
     if set(sent) != set(got):
         problems.append(f"sent ids {sorted(map(str, sent))}, answered {sorted(map(str, got))}")

@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import io
 import time
+from typing import TYPE_CHECKING
 
-from harness.fuzz.run import FuzzOptions, run_fuzz
+if TYPE_CHECKING:
+    from harness.fuzz.run import FuzzOptions
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _options(args: argparse.Namespace, rest: list[str]) -> FuzzOptions:
     from harness.config import RunConfig
+    from harness.fuzz.run import FuzzOptions
 
     mutants = RunConfig.from_options(mutants=args.mutant).mutants  # validates the names
     return FuzzOptions(
@@ -61,6 +64,8 @@ def _options(args: argparse.Namespace, rest: list[str]) -> FuzzOptions:
 
 
 def main(args: argparse.Namespace, rest: list[str]) -> int:
+    from harness.fuzz.run import run_fuzz
+
     options = _options(args, rest)
     if not args.mutants:
         return run_fuzz(options)
@@ -74,15 +79,31 @@ def main(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def fuzz_mutants(options: FuzzOptions) -> dict[str, bool]:
-    """Fuzz with each mutant on (output kept quiet): which ones fail the run?"""
+    """Fuzz with each mutant on (output kept quiet), one PostgreSQL for all: which fail?"""
+    from harness.config import RunConfig
+    from harness.db import provision
+    from harness.errors import ConfigError
+    from harness.fuzz.run import run_fuzz
     from harness.reference.mutants import MUTANTS
 
+    if options.target_url:
+        raise ConfigError("--mutants needs the in-process reference",
+                          hint="leave out --target-url to fuzz the reference with mutants")
+    config = RunConfig.from_options(db=options.db, db_url=options.db_url,
+                                    db_image=options.db_image)
     out: dict[str, bool] = {}
-    for name in sorted(MUTANTS):
-        began = time.perf_counter()
-        one = dataclasses.replace(options, mutants=frozenset([name]))
-        with contextlib.redirect_stdout(io.StringIO()):
-            out[name] = run_fuzz(one) == 1
-        print(f"  {name:28} {'found' if out[name] else 'missed'} "
-              f"({time.perf_counter() - began:.1f} s)", flush=True)
+    db = provision(config.db, url=config.db_url, image=config.db_image)
+    try:
+        for name in sorted(MUTANTS):
+            began = time.perf_counter()
+            one = dataclasses.replace(options, mutants=frozenset([name]))
+            with contextlib.redirect_stdout(io.StringIO()) as output:
+                code = run_fuzz(one, db=db)
+            out[name] = code == 1
+            verdict = {0: "missed", 1: "found"}.get(code, f"error (exit {code})")
+            print(f"  {name:28} {verdict} ({time.perf_counter() - began:.1f} s)", flush=True)
+            if code not in (0, 1):  # the run's own report says what went wrong
+                print(output.getvalue().rstrip()[-2000:], flush=True)
+    finally:
+        db.close()
     return out

@@ -31,14 +31,21 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import schemathesis
 
-from harness.contract.oracle import parse_ts
-from harness.fuzz.checks import SYNC_PATH, body_of, path_of, request_json, sent_bytes
+from harness.contract.oracle import format_ts, parse_ts
+from harness.fuzz.checks import (
+    SYNC_PATH,
+    body_of,
+    messages_of,
+    path_of,
+    request_json,
+    sent_bytes,
+)
 from harness.runner.match import short
 
 if TYPE_CHECKING:
@@ -98,11 +105,6 @@ def _store(response: Response, content: bytes, what: str,
     return _items(_json(answer))
 
 
-def _iso(when: datetime) -> str:
-    """C-MSG-4's form, the year always in four digits (year 362 is 0362)."""
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @schemathesis.check
 def chat_idempotent_sync(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """C-MSG-2: sent again it is accepted again; sent with new content, the content changes."""
@@ -116,7 +118,7 @@ def chat_idempotent_sync(ctx: CheckContext, response: Response, case: Case) -> b
                              f"{[i.get('id') for i in first or []]} then "
                              f"{[i.get('id') for i in again or []]} (C-MSG-2)")
     edited = copy.deepcopy(body)
-    for message in _sent(edited):
+    for message in messages_of(edited):
         message["content"] = EDITED
     items = _store(response, json.dumps(edited).encode(), "sent with other content,")
     problems = [f"the answer has the old content of {i.get('id')}" for i in items or []
@@ -140,12 +142,12 @@ def chat_store_reads_back(ctx: CheckContext, response: Response, case: Case) -> 
     body = request_json(response)
     if not _accepted_store(response) or not isinstance(body, dict):
         return None
-    known = [t for t in (parse_ts(m.get("timestamp")) for m in _sent(body)) if t is not None]
+    known = [t for t in (parse_ts(m.get("timestamp")) for m in messages_of(body)) if t is not None]
     if known and min(known).year > 1:
         earlier = {"sessionId": body.get("sessionId"), "message": {
             "id": f"msg-chat-harness-earlier-{uuid.uuid4().hex[:12]}", "role": "user",
             "content": "stored later, dated earlier",
-            "timestamp": _iso(min(known) - timedelta(minutes=1))}}
+            "timestamp": format_ts(min(known) - timedelta(minutes=1))}}
         _store(response, json.dumps(earlier).encode(), "a message dated earlier stored after",
                "C-MSG-1: a valid message of the caller's session is stored")
     problems = _read_back(response, body)
@@ -171,9 +173,9 @@ def chat_refused_store_writes_nothing(ctx: CheckContext, response: Response, cas
         return None
     fresh = copy.deepcopy(body)
     renamed: dict[Any, str] = {}
-    for message in _sent(fresh):
+    for message in messages_of(fresh):
         renamed.setdefault(message.get("id"), f"msg-chat-harness-{uuid.uuid4().hex[:12]}")
-    for message in _sent(fresh):
+    for message in messages_of(fresh):
         message["id"] = renamed[message.get("id")]
         if message.get("user_message_id") in renamed:
             message["user_message_id"] = renamed[message["user_message_id"]]
@@ -203,7 +205,7 @@ def _read_back(response: Response, body: dict[str, Any]) -> list[str]:
         return [f"the session reads back {read.status_code}: {short(read.text, 200)} (C-MSG-9)"]
     problems = []
     got = {i.get("id"): i for i in items}
-    for mid, want in {m.get("id"): m for m in _sent(body)}.items():
+    for mid, want in {m.get("id"): m for m in messages_of(body)}.items():
         have = got.get(mid)
         if have is None:
             problems.append(f"{mid} was stored (2xx) and does not read back (C-MSG-10)")
@@ -237,13 +239,6 @@ def _stats_problems(items: list[dict[str, Any]], session: dict[str, Any]) -> lis
     }
     return [f"stats: {k} {session.get(k)!r}, its messages make it {v!r}"
             for k, v in want.items() if session.get(k) != v]
-
-
-def _sent(body: dict[str, Any]) -> list[dict[str, Any]]:
-    items = body.get("messages")
-    if not isinstance(items, list):
-        items = [body.get("message")]
-    return [m for m in items if isinstance(m, dict)]
 
 
 @schemathesis.check

@@ -203,12 +203,20 @@ def _target(options: FuzzOptions, shared: Database | None = None
 
 
 def _schemathesis(args: list[str]) -> int:
+    import click
     from schemathesis.cli import schemathesis as cli
 
     try:
         code: Any = cli.main(args, prog_name="schemathesis", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
+    except click.ClickException as exc:  # options it does not take (extra ones go to it)
+        raise ConfigError(f"schemathesis run: {exc.format_message()}",
+                          hint="chat-harness fuzz passes the options it does not know to "
+                          "'schemathesis run'; see chat-harness fuzz --help and "
+                          "schemathesis run --help") from None
+    except click.exceptions.Abort:  # click's form of Ctrl-C outside standalone mode
+        raise KeyboardInterrupt from None
     return code if isinstance(code, int) else (0 if code is None else 1)
 
 

@@ -17,9 +17,7 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 from harness.db import Database
 from harness.errors import TargetError
@@ -52,7 +50,14 @@ def reference_url(db: Database, *, jwt_secret: str, mutants: frozenset[str] = fr
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
+    ready = threading.Event()  # set when the server has started, or has given up
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            ready.set()
+
+    server = Server(uvicorn.Config(
         app, log_level="critical", lifespan="on", access_log=False,
         timeout_graceful_shutdown=2,
     ))
@@ -63,6 +68,8 @@ def reference_url(db: Database, *, jwt_secret: str, mutants: frozenset[str] = fr
             server.run(sockets=[sock])
         except BaseException as exc:  # reported by the waiting thread
             failure.append(exc)
+        finally:
+            ready.set()
 
     thread = threading.Thread(target=serve, name="chat-harness-reference", daemon=True)
     # A 500 is reported by the checks, with its reproduction; its traceback on
@@ -72,23 +79,16 @@ def reference_url(db: Database, *, jwt_secret: str, mutants: frozenset[str] = fr
     logger.setLevel(logging.CRITICAL)
     thread.start()
     try:
-        _wait_started(server, thread, failure)
+        if not ready.wait(START_TIMEOUT_S):
+            raise TargetError(f"the reference backend did not start within "
+                              f"{START_TIMEOUT_S:.0f} s", hint="is the machine overloaded?")
+        if not server.started:
+            cause = f": {failure[0]}" if failure else ""
+            raise TargetError(f"the reference backend did not start{cause}",
+                              hint="run 'python -m harness.reference' to see its log")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
         logger.setLevel(level)
-
-
-def _wait_started(server: Any, thread: threading.Thread, failure: list[BaseException]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if failure or not thread.is_alive():
-            cause = f": {failure[0]}" if failure else ""
-            raise TargetError(f"the reference backend did not start{cause}",
-                              hint="run 'python -m harness.reference' to see its log")
-        if time.monotonic() > deadline:
-            raise TargetError(f"the reference backend did not start within "
-                              f"{START_TIMEOUT_S:.0f} s", hint="is the machine overloaded?")
-        time.sleep(0.01)  # polling a flag another thread sets; no event to wait on
