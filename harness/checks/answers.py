@@ -27,7 +27,7 @@ CODE_STATUS: dict[str, int] = {
     "gateway_timeout": 504,
 }
 # C-ERR-3: what a 500 must never show
-_LEAKS = re.compile(r"\b(INSERT INTO|SELECT .* FROM|psycopg|Traceback|File \")", re.IGNORECASE)
+LEAKS = re.compile(r"\b(INSERT INTO|SELECT .* FROM|psycopg|Traceback|File \")", re.IGNORECASE)
 
 
 def envelope_problems(status: int, body: Any) -> list[str]:
@@ -100,7 +100,7 @@ async def check_server_errors(run: ScenarioRun, state: Snapshot) -> None:
         if ex.status < 500:
             continue
         text = ex.response_body if isinstance(ex.response_body, str) else repr(ex.response_body)
-        leak = _LEAKS.search(text)
+        leak = LEAKS.search(text)
         if leak:
             run.result.fail("server_error", f"{_where(ex)} -> {ex.status} shows internals "
                             f"({leak.group(0)!r}) in its body", step=ex.step,

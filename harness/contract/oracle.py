@@ -46,6 +46,34 @@ def format_ts(ts: datetime) -> str:
             f"{ts.second:02d}.{ts.microsecond // 1000:03d}Z")
 
 
+PREVIEW_CHARS = 100  # C-MSG-7: last_message_preview is the first 100 characters
+
+
+def expected_stats(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """C-MSG-7: a session's stats from its stored messages, in conversation order.
+
+    Failed messages (``error`` set) count for nothing; ``total_tokens`` sums
+    the assistants'; ``last_model`` is the model (or ``originalModel``) of the
+    latest message that names one.
+    """
+    ok = [m for m in messages if not m.get("error")]
+    latest = ok[-1] if ok else None
+    models = [m.get("model") or m.get("originalModel") for m in ok]
+    models = [m for m in models if isinstance(m, str) and m]
+    return {
+        "message_count": len(ok),
+        "total_tokens": sum(_count(m.get("total_tokens")) for m in ok
+                            if m.get("role") == "assistant"),
+        "last_message_preview": str(latest.get("content"))[:PREVIEW_CHARS] if latest else None,
+        "last_model": models[-1] if models else None,
+    }
+
+
+def _count(value: Any) -> int:
+    """A token count as stored; anything but an integer (a broken answer) counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _chronological(messages: list[Any]) -> list[tuple[int, dict[str, Any]]]:
     """(position, message) by timestamp, then position (C-CHAT-2/3)."""
     items = [(i, m) for i, m in enumerate(messages) if isinstance(m, dict)]

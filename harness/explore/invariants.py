@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from harness.checks.conversation import final_versions
+from harness.contract import oracle
 from harness.contract.oracle import parse_ts
 from harness.scenario.model import Expect, HttpStep
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from harness.runner.run import ScenarioRun
 
 _FAR = datetime.max.replace(tzinfo=UTC)
-PREVIEW_CHARS = 100  # C-MSG-7
 
 
 def stored_messages(run: ScenarioRun, session: str) -> list[dict[str, Any]]:
@@ -40,18 +40,8 @@ def stored_messages(run: ScenarioRun, session: str) -> list[dict[str, Any]]:
 
 
 def expected_stats(run: ScenarioRun, session: str) -> dict[str, Any]:
-    """C-MSG-7 from the client's side: counts over the messages stored without error."""
-    ok = [m for m in stored_messages(run, session) if not m.get("error")]
-    latest = ok[-1] if ok else None
-    models = [m.get("model") or m.get("originalModel") for m in ok]
-    models = [m for m in models if isinstance(m, str) and m]
-    return {
-        "message_count": len(ok),
-        "total_tokens": sum(int(m.get("total_tokens") or 0) for m in ok
-                            if m.get("role") == "assistant"),
-        "last_message_preview": str(latest["content"])[:PREVIEW_CHARS] if latest else None,
-        "last_model": models[-1] if models else None,
-    }
+    """C-MSG-7 from the client's side: over the messages it stored in ``session``."""
+    return oracle.expected_stats(stored_messages(run, session))
 
 
 async def check_stats(run: ScenarioRun) -> None:

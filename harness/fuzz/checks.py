@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import schemathesis
 
-from harness.checks.answers import _LEAKS, envelope_problems
+from harness.checks.answers import LEAKS, envelope_problems
 from harness.contract import oracle
 from harness.contract.oracle import parse_ts
 from harness.runner.match import short
@@ -97,7 +97,7 @@ def chat_error_envelope(ctx: CheckContext, response: Response, case: Case) -> bo
                                                                           body)]
         if response.status_code >= 500:
             text = body if isinstance(body, str) else json.dumps(body)
-            leak = _LEAKS.search(text)
+            leak = LEAKS.search(text)
             if leak:
                 problems.append(f"the {response.status_code} body shows internals "
                                 f"({leak.group(0)!r}; C-ERR-3)")

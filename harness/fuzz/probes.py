@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import schemathesis
 
+from harness.contract import oracle
 from harness.contract.oracle import format_ts, parse_ts
 from harness.fuzz.checks import (
     SYNC_PATH,
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 TIMEOUT_S = 30.0
 READS = ("/api/chat/messages", "/api/chat/session")  # GET by id: the owner's only
 EDITED = "edited by chat-harness"
-PREVIEW_CHARS = 100  # C-MSG-7
 
 
 def _accepted_store(response: Response) -> bool:
@@ -229,14 +229,8 @@ def _read_back(response: Response, body: dict[str, Any]) -> list[str]:
 
 def _stats_problems(items: list[dict[str, Any]], session: dict[str, Any]) -> list[str]:
     """C-MSG-7, from the messages the session reads back with."""
-    ok = [i for i in items if not i.get("error")]
-    latest = ok[-1] if ok else None
-    want = {
-        "message_count": len(ok),
-        "total_tokens": sum(i.get("total_tokens") or 0 for i in ok
-                            if i.get("role") == "assistant"),
-        "last_message_preview": str(latest.get("content"))[:PREVIEW_CHARS] if latest else None,
-    }
+    want = oracle.expected_stats(items)
+    del want["last_model"]  # a read's messages may not say which model answered
     return [f"stats: {k} {session.get(k)!r}, its messages make it {v!r}"
             for k, v in want.items() if session.get(k) != v]
 
