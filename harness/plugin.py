@@ -85,6 +85,15 @@ def _reports_dir(config: pytest.Config) -> Any:
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads its option
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = []
+    if (config.getoption("target_url", None) and getattr(config.option, "numprocesses", None)
+            and not hasattr(config, "workerinput")):
+        # one running backend calls one provider port: the workers' scripts would mix
+        raise pytest.UsageError(
+            "--target-url runs one backend against one scripted provider, so it cannot "
+            "run with -n (pytest-xdist): the workers would take each other's provider "
+            "answers. Run it serially, shard it over backends (--shard I/N, one backend "
+            "and --provider-port each), or use --target-cmd, which starts one backend per "
+            "worker.")
     reports = _reports_dir(config)
     if reports is not None and not getattr(config.option, "xmlpath", None) and hasattr(
             config.option, "xmlpath") and not hasattr(config, "workerinput"):

@@ -59,3 +59,28 @@ def test_a_bad_shard_is_a_usage_error() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 4 and "--shard 0/2: expected I/N" in proc.stderr
+
+
+def test_black_box_workers_each_start_a_backend_of_their_own(tmp_path: Path) -> None:
+    """-n 2 --target-cmd: two backends, two logs, the serial run's outcomes."""
+    reference = f"{sys.executable} -m harness.reference"
+    serial, serial_outcomes = _run(tmp_path / "serial", "--target-cmd", reference)
+    parallel, parallel_outcomes = _run(tmp_path / "parallel", "-n", "2",
+                                       "--target-cmd", reference)
+    assert serial.returncode == parallel.returncode == 1, parallel.stdout + parallel.stderr
+    assert parallel_outcomes == serial_outcomes
+    logs = sorted(p.name for p in (tmp_path / "parallel").glob("target*.log"))
+    assert logs == ["target-gw0.log", "target-gw1.log"]
+    for log in logs:  # each backend served requests
+        assert "POST /api/chat" in (tmp_path / "parallel" / log).read_text()
+
+
+def test_target_url_refuses_workers() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios/seed", "-n", "2",
+         "--target-url", "http://127.0.0.1:9", "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "--target-url runs one backend" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -68,7 +68,9 @@ def backend_env(config: RunConfig, *, port: int, db: Database | None, provider_u
 async def command(config: RunConfig, db: Database) -> AsyncIterator[Target]:
     """Start ``config.target_cmd`` against ``db`` and a provider server; stop both after."""
     assert config.target_cmd
-    log = (config.reports / "target.log").resolve()
+    # pytest-xdist: each worker starts a backend of its own, each with its own log
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    log = (config.reports / (f"target-{worker}.log" if worker else "target.log")).resolve()
     with _provider_server(config) as server, contextlib.ExitStack() as stack:
         port = free_port()
         env = backend_env(config, port=port, db=db, provider_url=server.base_url)
