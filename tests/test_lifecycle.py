@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import processes_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "scenarios/seed/429-switch-model-resend.yaml"
@@ -21,9 +22,17 @@ def _our_dirs(tmp: Path) -> set[Path]:
     return set(tmp.glob("chat-harness-pg-*"))
 
 
-def _postgres_running(data_dir: Path) -> bool:
-    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return any(str(data_dir) in line and "postgres" in line for line in out.splitlines())
+def _postgres_running(tmp: Path) -> bool:
+    """A PostgreSQL server of the run whose TMPDIR is ``tmp`` runs (its data and socket
+    may be elsewhere: /dev/shm, a short /tmp folder)."""
+    for pid in processes_of(tmp):
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"/postgres"):
+            return True
+    return False
 
 
 def _poll_until(predicate: Callable[[], Any], failure: str, deadline_s: float = 60) -> Any:
@@ -93,7 +102,7 @@ def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: 
 
         (data_dir,) = _poll_until(started, "the run never started its database")
         # once the server answers, the run is inside a scenario
-        _poll_until(lambda: _postgres_running(data_dir), "the database never came up")
+        _poll_until(lambda: _postgres_running(tmp), "the database never came up")
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -101,4 +110,4 @@ def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: 
             proc.kill()
     assert proc.returncode != 0, out
     assert not data_dir.exists(), f"{data_dir} left behind\n{out.decode(errors='replace')}"
-    assert not _postgres_running(data_dir)
+    assert not _postgres_running(tmp)

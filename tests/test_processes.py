@@ -63,6 +63,12 @@ def test_embedded_postgres_dies_with_a_killed_harness(tmp_path: Path) -> None:
         print(pid, flush=True)
         time.sleep(120)
     """, tmp_path)
+    # its folders stay (nobody ran the clean-up) until the next start removes them
+    assert list(tmp_path.glob("chat-harness-pg-*"))
+    subprocess.run([sys.executable, "-c", "from harness.db import embedded; "
+                    "embedded.start(cache=False).close()"],
+                   cwd=ROOT, env=run_env(tmp_path), check=True, timeout=120)
+    assert not list(tmp_path.glob("chat-harness-pg-*"))
 
 
 def test_no_parent_death_signal_from_a_worker_thread() -> None:

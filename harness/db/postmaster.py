@@ -99,15 +99,18 @@ def _prepare_root_access(user: str, root: Path, binaries: Path) -> tuple[int, in
     return pw.pw_uid, pw.pw_gid
 
 
-def _reap_ram_orphans(ram: Path) -> None:
-    """Remove data folders of runs killed outright (SIGKILL: no clean-up ran)."""
-    for path in ram.glob(f"{_RAM_PREFIX}*"):
-        pid = path.name[len(_RAM_PREFIX):].split("-", 1)[0]
+def _reap_orphans(folder: Path, prefix: str) -> None:
+    """Remove ``folder/prefix<pid>-*`` of runs killed outright (SIGKILL: no clean-up
+    ran; the kernel stopped their PostgreSQL, see ``die_with_parent``)."""
+    for path in folder.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 
 _RAM_PREFIX = "chat-harness-pg-data-"
+_ROOT_PREFIX = "chat-harness-pg-"  # in TMPDIR: the log and the socket folder
+_SHORT_PREFIX = "chpg-"  # in /tmp: the socket folder, when TMPDIR is too deep
 _SOCKET_MAX = 107 - len("/.s.PGSQL.65535")  # sun_path holds 108 bytes
 
 
@@ -116,7 +119,8 @@ def _socket_folder(preferred: Path, home: Path) -> Path:
     for candidate in (preferred, home / "s"):
         if len(os.fsencode(candidate)) <= _SOCKET_MAX:
             return candidate
-    short = Path(tempfile.mkdtemp(prefix="chpg-", dir="/tmp"))
+    _reap_orphans(Path("/tmp"), _SHORT_PREFIX)
+    short = Path(tempfile.mkdtemp(prefix=f"{_SHORT_PREFIX}{os.getpid()}-", dir="/tmp"))
     short.chmod(0o755)  # the server's user (pgserver, for a root run) must reach into it
     return short / "s"
 
@@ -133,7 +137,9 @@ class Postmaster:
 
     def __init__(self, binaries: Path, user: str | None) -> None:
         self.binaries, self.user = binaries, user
-        self.root = Path(tempfile.mkdtemp(prefix="chat-harness-pg-"))
+        tmp = Path(tempfile.gettempdir())
+        _reap_orphans(tmp, _ROOT_PREFIX)
+        self.root = Path(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}{os.getpid()}-", dir=tmp))
         self.log = self.root / "postgres.log"
         self.home = self.root  # the data folder's parent
         self.sock = self.root / "s"
@@ -143,7 +149,7 @@ class Postmaster:
             owner = _prepare_root_access(user, self.root, binaries) if user else None
             ram = ram_folder()
             if ram is not None:
-                _reap_ram_orphans(ram)
+                _reap_orphans(ram, _RAM_PREFIX)
                 self.home = Path(tempfile.mkdtemp(prefix=f"{_RAM_PREFIX}{os.getpid()}-",
                                                   dir=ram))
                 if owner is not None:
