@@ -103,7 +103,7 @@ def backend(work: Path) -> Iterator[tuple[str, str, Database]]:
     from harness.db import provision
     from harness.processes import Child, free_port
     from harness.provider.remote import ProviderServer
-    from harness.targets.blackbox import _healthy, backend_env
+    from harness.targets.blackbox import backend_env, healthy
 
     schema = ROOT / "fixtures" / "schema.sql"
     config = RunConfig(fixtures=ROOT / "fixtures")
@@ -116,7 +116,7 @@ def backend(work: Path) -> Iterator[tuple[str, str, Database]]:
                       what="the reference backend")
         try:
             url = f"http://127.0.0.1:{port}"
-            child.wait_ready(lambda: _healthy(url), timeout_s=60)
+            child.wait_ready(lambda: healthy(url), timeout_s=60)
             assert db.tcp_url is not None
             yield url, db.tcp_url, db
         finally:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 API_KEY = "chat-harness-test-key"
 
 
-def _healthy(base_url: str) -> bool:
+def healthy(base_url: str) -> bool:
+    """Whether `GET /api/health` answers 200 (C-RUN-2) right now."""
     try:
         response = httpx.get(f"{base_url}/api/health", timeout=2.0, trust_env=False)
     except httpx.HTTPError:
@@ -78,7 +79,7 @@ async def command(config: RunConfig, db: Database) -> AsyncIterator[Target]:
                       what=f"the backend (--target-cmd {config.target_cmd!r})")
         stack.callback(child.stop)
         base = f"http://127.0.0.1:{port}"
-        child.wait_ready(lambda: _healthy(base), timeout_s=config.start_timeout_s,
+        child.wait_ready(lambda: healthy(base), timeout_s=config.start_timeout_s,
                          hint=f"CMD must listen on $PORT ({port}) and answer GET /api/health "
                          "with 200; its environment is described in harness/contract/CONTRACT.md "
                          "(C-RUN-1)")
@@ -99,7 +100,7 @@ async def url(config: RunConfig) -> AsyncIterator[Target]:
     assert config.target_url
     base = config.target_url
     with _provider_server(config) as server:
-        if not _healthy(base):
+        if not healthy(base):
             raise TargetError(
                 f"GET {base}/api/health did not answer 200",
                 hint="start the backend first, with OPENROUTER_BASE_URL="
