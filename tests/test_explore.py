@@ -79,6 +79,36 @@ def test_a_mutant_is_found_and_its_yaml_is_a_regression_test(
     assert found <= {f.check for f in on_mutant.failures}, render_failure(on_mutant)
 
 
+def test_a_half_written_batch_is_found_and_its_yaml_is_a_regression_test(
+        database: Database, config: RunConfig, tmp_path: Path) -> None:
+    """batch-not-atomic: a batch refused halfway leaves its session and first message.
+
+    The client carries a stored message into a new chat under its id (409 in
+    the middle of writing). No built-in check reads a session nothing was
+    stored into: the explorer's invariant does, and the YAML ends with it, a
+    read of that session that must be 404.
+    """
+    result = _explore(database, config, "batch-not-atomic")
+    assert not result.passed
+    assert result.yaml is not None
+    assert {f.check for f in result.failures} == {"atomic"}, result.yaml
+    assert result.yaml.startswith("# Found by: chat-harness explore --profile ci --mutant "
+                                  "batch-not-atomic\n")
+    assert "\nsteps:\n- chat: " in result.yaml
+    assert "(carried over): refused whole" in result.yaml
+    assert 2 <= result.steps <= 4  # a stored message to carry over, then the batch
+
+    path = _save(tmp_path, result.yaml)
+    [scenario] = load_file(path)
+    assert len(scenario.steps) == result.steps + 1  # the invariant, as a read expecting 404
+    [on_reference] = run_scenarios([path], config, db=database)
+    assert on_reference.passed, render_failure(on_reference)
+    mutant = dataclasses.replace(config, mutants=frozenset(["batch-not-atomic"]))
+    [on_mutant] = run_scenarios([path], mutant, db=database)
+    assert {f.check for f in on_mutant.failures} == {"expect"}, render_failure(on_mutant)
+    assert {f.step for f in on_mutant.failures} == {result.steps}  # the read: 200, not 404
+
+
 def test_a_stats_finding_carries_its_invariant_as_a_step(
         database: Database, config: RunConfig, tmp_path: Path) -> None:
     """Stats are no built-in check: the YAML says what they must be, in a step."""

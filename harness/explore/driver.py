@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.checks import CHECKS
 from harness.checks.conversation import Snapshot
 from harness.errors import ConfigError
-from harness.explore.invariants import check_stats
+from harness.explore.invariants import check_refused, check_stats
 from harness.runner.result import Failure
 from harness.runner.run import ScenarioRun
 from harness.runner.session import Harness
@@ -81,7 +81,8 @@ class LiveRun:
     def check(self, *, final: bool = False) -> list[Failure]:
         """The invariants over everything so far; the failures (empty: all hold).
 
-        After a step: the built-in checks but ``idempotent``, then the stats.
+        After a step: the built-in checks but ``idempotent``, then the stats and
+        the sessions only refused batches went to (harness.explore.invariants).
         At the end (``final``): ``idempotent`` and the checks after it, which
         judge its replays. ``idempotent`` replays every accepted sync twice,
         so after every step it would make a sequence quadratic in its syncs;
@@ -98,6 +99,7 @@ class LiveRun:
                     await check(run, state)
             if not final and not run.result.failures:
                 await check_stats(run)
+                await check_refused(run)
 
         if not run.result.failures:  # the step itself may have failed already
             self.harness.call(checks())

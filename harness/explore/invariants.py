@@ -6,9 +6,13 @@ unchanged: a bug the explorer finds is one a scenario reports the same way.
 ``idempotent`` once at the end of the sequence. On top comes
 :func:`check_stats`: the session's stats (C-MSG-7) against what the client
 stored. Cheap (one read), and the only invariant that sees a backend
-forgetting to refresh them after an update. Because it is not a built-in
-check, a failure of it is written into the saved scenario as a step with an
-``expect`` (:func:`stats_step`), so that the scenario fails the same way.
+forgetting to refresh them after an update. And :func:`check_refused`: a
+session that only ever got refused batches does not exist (C-MSG-3, C-MSG-1:
+nothing of a refused batch is stored, its session included). The built-in
+checks read only the sessions something was stored into, so they cannot see
+a refused batch that went elsewhere half written. Neither is a built-in check,
+so a failure of either is written into the saved scenario as steps with an
+``expect`` (:func:`invariant_steps`), so that the scenario fails the same way.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from harness.checks.conversation import final_versions
+from harness.checks.conversation import final_versions, owners
 from harness.contract import oracle
 from harness.contract.oracle import parse_ts
 from harness.scenario.model import Expect, HttpStep
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from harness.runner.result import Failure
     from harness.runner.run import ScenarioRun
+    from harness.scenario.model import Step
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 
@@ -72,3 +80,55 @@ def stats_step(run: ScenarioRun) -> HttpStep:
         http="GET /api/chat/session", query={"id": "${session_id}"},
         expect=Expect(status=200, body={"session": expected_stats(run, run.client.session_id)}),
     )
+
+
+def refused_only(run: ScenarioRun) -> dict[str, str]:
+    """Sessions that only refused syncs went to: session -> the actor who posted there."""
+    known = owners(run)
+    out: dict[str, str] = {}
+    for sync in run.client.syncs:
+        sid = sync.body.get("sessionId")
+        if not sync.accepted and isinstance(sid, str) and sid not in known:
+            out.setdefault(sid, sync.actor)
+    return out
+
+
+async def check_refused(run: ScenarioRun) -> None:
+    """Nothing of a refused batch is stored: a session only refused ones went to is 404."""
+    for session, actor in refused_only(run).items():
+        ex = await run.read_messages(session, actor)
+        if ex.status == 404:
+            continue
+        items = ex.json().get("messages")
+        ids = [str(m.get("id")) for m in items if isinstance(m, dict)] if isinstance(
+            items, list) else []
+        held = f" holding {', '.join(ids)}" if ids else ""
+        run.result.fail(
+            "atomic", f"session {session} got only refused batches, yet {ex.brief()}{held}: "
+            "a refused batch must store nothing, not its first messages, not its session",
+            expected="404 not_found", actual={"status": ex.status, "body": ex.response_body},
+            clause="C-MSG-3")
+
+
+def refused_steps(run: ScenarioRun) -> list[HttpStep]:
+    """``check_refused`` as scenario steps: each such session reads back 404."""
+    steps = []
+    for session, actor in refused_only(run).items():
+        step = HttpStep(title="nothing of the refused batch was stored (C-MSG-3)",
+                        http="GET /api/chat/messages",
+                        query={"session_id": session.replace(run.client.session_id,
+                                                             "${session_id}")},
+                        expect=Expect(status=404, body={"code": "not_found"}))
+        steps.append(step.model_copy(update={"actor": actor}) if actor != "alice" else step)
+    return steps
+
+
+def invariant_steps(run: ScenarioRun, failures: Sequence[Failure]) -> list[Step]:
+    """The steps a saved finding needs to fail as it did: this module's invariants."""
+    broken = {f.check for f in failures}
+    out: list[Step] = []
+    if "stats" in broken:
+        out.append(stats_step(run))
+    if "atomic" in broken:
+        out += refused_steps(run)
+    return out

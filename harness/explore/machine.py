@@ -12,7 +12,9 @@ the backend's: texts are never blank, never over 20000 characters and free of
 NUL and ``${``; a message goes without ``current_message_id`` only where the
 latest message with its text is the one being sent (else the contract itself
 names another message, C-CHAT-2); a second user only pokes at a session that
-exists.
+exists. The one exception is deliberate: a half-valid batch
+(:meth:`ConversationMachine.half_valid_batch`) expects its refusal, and what
+must hold is that nothing of it was stored.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ MAX_CHARS = 20_000  # C-CHAT-1, after trimming
 BOB_SESSION = "conv_bob_explore"
 SYNC = "POST /api/chat/messages"
 NOT_FOUND = {"code": "not_found"}  # C-AUTH-2: as for a session nobody has
+# what makes the second message of a half-valid batch refused (the value it gets)
+HURRIED = {"carried over": "", "bad timestamp": "soon", "bad role": "model"}
 
 
 def _valid(text: str) -> bool:
@@ -128,6 +132,7 @@ class ConversationMachine(RuleBasedStateMachine):
         self.model = DEFAULT_MODEL
         self.checked = 0
         self.pokes = 0
+        self.hurried = 0
 
     # -- state the rules read ----------------------------------------------------
     @property
@@ -239,6 +244,40 @@ class ConversationMachine(RuleBasedStateMachine):
         else:
             parsed = tuple(ResyncStep() for _ in range(copies))
         self.live.step(ParallelStep(parallel=["resync"] * copies, parsed=parsed))
+
+    @precondition(lambda self: any(m["role"] == "user" for m in self.stored()))
+    @rule(data=st.data(), fault=st.sampled_from(tuple(HURRIED)))
+    def half_valid_batch(self, data: st.DataObject, fault: str) -> None:
+        """A buggy client's sync: a new message, then one that must be refused (C-MSG-3).
+
+        ``carried over``: the user opens a new chat and the client carries the
+        last user message over under its id, which the first session holds
+        (409; the refusal comes while writing, after the new message). ``bad
+        timestamp``, ``bad role``: the next message of this session with a
+        sibling that fails validation (400, C-MSG-1). Either way the whole
+        batch is refused: the built-in checks see a stored new message in
+        this session; :func:`~harness.explore.invariants.check_refused`, a new
+        session that a refused batch created.
+        """
+        self.hurried += 1
+        now = format_ts(self.client.clock.now)
+        new = {"id": f"msg_hurried_{self.hurried}", "role": "user",
+               "content": data.draw(st.sampled_from(WORDS), label="text"), "timestamp": now}
+        session = "${session_id}"
+        if fault == "carried over":
+            session += "_new"
+            mine = [m for m in self.stored() if m["role"] == "user"]
+            bad = copy.deepcopy(data.draw(st.sampled_from(mine), label="carried message"))
+            status, code = 409, "conflict"
+        else:
+            bad = {"id": f"msg_hurried_{self.hurried}_b", "role": "user", "content": "and this",
+                   "timestamp": now}
+            bad["timestamp" if fault == "bad timestamp" else "role"] = HURRIED[fault]
+            status, code = 400, "bad_request"
+        self.live.step(HttpStep(
+            title=f"a half-valid batch ({fault}): refused whole", http=SYNC,
+            body={"sessionId": session, "messages": [new, bad]},
+            expect=Expect(status=status, body={"code": code})))
 
     @precondition(lambda self: self.accepted())
     @rule(data=st.data())

@@ -84,7 +84,7 @@ def explore(config: RunConfig, profile: str = "ci", *, db: Database | None = Non
 
     from harness.explore.driver import DEFAULT_MODEL, NAME, ExploreHarness, quiet_reference
     from harness.explore.emit import scenario_yaml
-    from harness.explore.invariants import stats_step
+    from harness.explore.invariants import invariant_steps
     from harness.explore.machine import bind
 
     if profile not in PROFILES:
@@ -104,9 +104,8 @@ def explore(config: RunConfig, profile: str = "ci", *, db: Database | None = Non
     result.duration_s = time.perf_counter() - began
     if machine.found:
         found = machine.found[-1]  # Hypothesis replays the shrunk sequence last
-        steps_out = list(found.steps)
-        if any(f.check == "stats" for f in found.failures):
-            steps_out.append(stats_step(found.run))
+        # the explorer's own invariants, as steps: the scenario fails the same way
+        steps_out = [*found.steps, *invariant_steps(found.run, found.failures)]
         options = "".join(f" --mutant {m}" for m in sorted(config.mutants))
         note = (f"Found by: chat-harness explore --profile {profile}{options}\n"
                 "Save it under scenarios/ and it fails the same way: a regression test.")
