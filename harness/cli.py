@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 
+from harness.config import default_scenarios
 from harness.errors import HarnessError
 
 
@@ -22,7 +23,11 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     if args.no_cache:  # read by harness.db.pgcache, here and in xdist workers
         os.environ["CHAT_HARNESS_NO_CACHE"] = "1"
     # with autoload off, -p loads our entry point by its name (and only it)
-    argv = ["-p", "chat_harness", *(args.paths or ["scenarios"])]
+    paths = args.paths or [default_scenarios()]
+    argv = ["-p", "chat_harness", *paths]
+    if not args.paths and paths != ["scenarios"]:
+        # the harness's own scenarios, from elsewhere: reports still go under here
+        argv += ["--rootdir", os.getcwd()]
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
     for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports", "target_cmd",
@@ -64,7 +69,7 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
         if value:
             extra += [f"--{opt.replace('_', '-')}", value]
     try:
-        matrix = killmatrix.run_matrix(args.paths or ["scenarios"], mutants=args.only,
+        matrix = killmatrix.run_matrix(args.paths or [default_scenarios()], mutants=args.only,
                                        jobs=args.jobs, reports=reports, extra=extra)
     except ValueError as exc:
         print(f"chat-harness: {exc}", file=sys.stderr)
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
             from harness.coverage import coverage, render_coverage
 
-            report = coverage([Path(p) for p in args.paths or ["scenarios"]])
+            report = coverage([Path(p) for p in args.paths or [default_scenarios()]])
             print(render_coverage(report, verbose=args.verbose))
             return 0 if report.complete else 1
         if args.command == "provider":

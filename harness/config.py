@@ -11,13 +11,27 @@ from harness.errors import ConfigError
 DEFAULT_JWT_SECRET = "chat-harness-jwt-secret-at-least-32-bytes"
 
 
-def _find_fixtures() -> Path:
-    """``fixtures/`` of the checkout, else the copy inside the package."""
+def _shipped(name: str, present: str) -> Path | None:
+    """``name/`` of the current folder, else of the checkout, else the copy a wheel
+    carries (``harness/_bundled/``, see setup.py): the first holding ``present``."""
     here = Path(__file__).resolve().parent
-    for candidate in (Path.cwd() / "fixtures", here.parent / "fixtures", here / "fixtures"):
-        if (candidate / "schema.sql").is_file():
+    for candidate in (Path.cwd() / name, here.parent / name, here / "_bundled" / name):
+        if (candidate / present).exists():
             return candidate
-    return here.parent / "fixtures"
+    return None
+
+
+def _find_fixtures() -> Path:
+    return _shipped("fixtures", "schema.sql") or Path("fixtures")
+
+
+def default_scenarios() -> str:
+    """What ``chat-harness run`` runs without paths: ``scenarios`` here if there is
+    one, else the scenarios that come with the harness."""
+    found = _shipped("scenarios", "seed")
+    if found is None or found == Path.cwd() / "scenarios":
+        return "scenarios"
+    return str(found)
 
 
 @dataclass(frozen=True)
