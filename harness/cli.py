@@ -13,7 +13,9 @@ import signal
 import sys
 
 from harness.config import default_scenarios
+from harness.db import KINDS
 from harness.errors import HarnessError
+from harness.options import add_target_options
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
@@ -145,24 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run scenarios (extra arguments go to pytest)")
     run.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
-    run.add_argument("--mutant", action="append", default=[], metavar="NAME",
-                     help="switch on a deliberate bug in the reference backend (repeatable)")
     run.add_argument("--target", default=None, help="backend under test: reference (default)")
-    run.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
-    run.add_argument("--db-url", default=None, metavar="URL")
-    run.add_argument("--db-image", default=None, metavar="IMAGE")
-    run.add_argument("--fixtures-dir", default=None, metavar="DIR")
-    run.add_argument("--target-cmd", default=None, metavar="CMD",
-                     help="start CMD as the backend (environment of C-RUN-1)")
-    run.add_argument("--target-url", default=None, metavar="URL",
-                     help="test a backend already running at URL")
-    run.add_argument("--provider-port", default=None, type=int, metavar="N",
-                     help="serve the scripted provider on this port")
-    run.add_argument("--no-schema", action="store_true", help="the backend migrates itself")
-    run.add_argument("--reset-db", action="store_true",
-                     help="--target-url: empty the chat tables of --db-url between scenarios")
-    run.add_argument("--jwt-secret", default=None, metavar="SECRET")
-    run.add_argument("--start-timeout", default=None, type=float, metavar="SECONDS")
+    add_target_options(run)
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="run the I-th of N shares (one per CI machine)")
     run.add_argument("--step-timeout", default=None, type=float, metavar="SECONDS",
@@ -185,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--jobs", "-j", type=int, default=None,
                      help="runs at a time (default: the number of CPUs)")
     mut.add_argument("--reports", default=None, metavar="DIR", help="default: reports")
-    mut.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
+    mut.add_argument("--db", default=None, choices=KINDS)
     mut.add_argument("--db-url", default=None, metavar="URL")
     mut.add_argument("--db-image", default=None, metavar="IMAGE")
     db = sub.add_parser("db", help="the PostgreSQL of --db container")

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.options import add_target_options, config_options
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -17,8 +19,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "is printed as scenario YAML; exits 1 if the contract broke")
     p.add_argument("--profile", choices=("ci", "deep"), default="ci",
                    help="ci: bounded and deterministic (default); deep: long and random")
-    p.add_argument("--mutant", action="append", default=[], metavar="NAME",
-                   help="switch on a deliberate bug in the reference backend (repeatable)")
     p.add_argument("--mutants", action="store_true",
                    help="explore with each mutant in turn and print which ones are found")
     p.add_argument("--max-examples", type=int, default=None, metavar="N",
@@ -27,21 +27,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="at most N client actions per sequence (default: the profile's)")
     p.add_argument("--save", default=None, metavar="FILE",
                    help="also write the failing scenario to FILE")
-    # the target and database options of `run`
-    p.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
-    p.add_argument("--db-url", default=None, metavar="URL")
-    p.add_argument("--db-image", default=None, metavar="IMAGE")
-    p.add_argument("--fixtures-dir", default=None, metavar="DIR")
-    p.add_argument("--target-cmd", default=None, metavar="CMD",
-                   help="start CMD as the backend (environment of C-RUN-1)")
-    p.add_argument("--target-url", default=None, metavar="URL",
-                   help="a running backend (needs --db-url and --reset-db: its test database "
-                   "is emptied between sequences)")
-    p.add_argument("--provider-port", default=None, type=int, metavar="N")
-    p.add_argument("--no-schema", action="store_true", help="the backend migrates itself")
-    p.add_argument("--reset-db", action="store_true")
-    p.add_argument("--jwt-secret", default=None, metavar="SECRET")
-    p.add_argument("--start-timeout", default=None, type=float, metavar="SECONDS")
+    add_target_options(
+        p, target_url_help="a running backend (needs --db-url and --reset-db: its test "
+        "database is emptied between sequences)", reset_db_help="empty the chat tables of "
+        "--db-url between sequences (a test database)")
 
 
 def main(args: argparse.Namespace, rest: list[str]) -> int:
@@ -53,12 +42,7 @@ def main(args: argparse.Namespace, rest: list[str]) -> int:
         raise ConfigError(f"unknown option(s) {' '.join(rest)}",
                           hint="see chat-harness explore --help")
 
-    config = RunConfig.from_options(
-        mutants=args.mutant, db=args.db, db_url=args.db_url, db_image=args.db_image,
-        fixtures=args.fixtures_dir, target_cmd=args.target_cmd, target_url=args.target_url,
-        provider_port=args.provider_port, no_schema=args.no_schema, reset_db=args.reset_db,
-        jwt_secret=args.jwt_secret, start_timeout_s=args.start_timeout,
-    )
+    config = RunConfig.from_options(**config_options(args))
     if args.mutants:
         print(f"explore ({args.profile}) with each mutant of the reference backend:")
         results = explore_mutants(config, args.profile, max_examples=args.max_examples,

@@ -13,6 +13,8 @@ import io
 import time
 from typing import TYPE_CHECKING
 
+from harness.db import KINDS
+
 if TYPE_CHECKING:
     from harness.fuzz.run import FuzzOptions
 
@@ -44,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="switch on a deliberate bug in the reference backend (repeatable)")
     p.add_argument("--mutants", action="store_true",
                    help="fuzz with each mutant in turn and print which ones are found")
-    p.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
+    p.add_argument("--db", default=None, choices=KINDS)
     p.add_argument("--db-url", default=None, metavar="URL")
     p.add_argument("--db-image", default=None, metavar="IMAGE")
 

@@ -22,6 +22,7 @@ from harness.load.audit import audit
 from harness.load.clients import MODEL, Client
 from harness.load.report import LoadReport
 from harness.load.traffic import Traffic
+from harness.options import add_target_options, config_options
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -50,6 +51,8 @@ def run_load(config: RunConfig, options: LoadOptions) -> LoadReport:
                for i in range(options.clients)]
     with Harness(config) as harness:
         harness.start()
+        if config.mode == "url" and config.reset_db and harness.has_db:
+            harness.db.reset()  # --reset-db: the backend's test database starts empty
         target = harness.target
         assert target is not None
         report = LoadReport(options.clients, options.turns, target.name)
@@ -95,16 +98,8 @@ def add_parser(sub: Any) -> None:
                       help=f"turns per conversation ({defaults.turns})")
     load.add_argument("--seed", type=int, default=defaults.seed,
                       help=f"seed of the clients' scripts ({defaults.seed})")
-    load.add_argument("--mutant", action="append", default=[], metavar="NAME")
-    load.add_argument("--db", default=None, choices=("auto", "embedded", "container", "url"))
-    load.add_argument("--db-url", default=None, metavar="URL")
-    load.add_argument("--db-image", default=None, metavar="IMAGE")
-    load.add_argument("--target-cmd", default=None, metavar="CMD")
-    load.add_argument("--target-url", default=None, metavar="URL")
-    load.add_argument("--provider-port", default=None, type=int, metavar="N")
-    load.add_argument("--no-schema", action="store_true")
-    load.add_argument("--jwt-secret", default=None, metavar="SECRET")
-    load.add_argument("--start-timeout", default=None, type=float, metavar="SECONDS")
+    add_target_options(load, reset_db_help="--target-url: empty the chat tables of --db-url "
+                       "before the load (a test database)")
     load.add_argument("--step-timeout", default=defaults.request_timeout_s, type=float,
                       metavar="SECONDS", help="how long one request may go unanswered "
                       f"({defaults.request_timeout_s:.0f})")
@@ -121,13 +116,7 @@ def main(args: argparse.Namespace) -> int:
             f"--clients {args.clients} --turns {args.turns} --step-timeout {args.step_timeout}: "
             "clients and turns must be at least 1, the step timeout above 0",
             hint="e.g. chat-harness load --clients 10 --turns 3")
-    config = RunConfig.from_options(
-        mutants=args.mutant, db=args.db, db_url=args.db_url, db_image=args.db_image,
-        target_cmd=args.target_cmd, target_url=args.target_url,
-        provider_port=args.provider_port, no_schema=args.no_schema,
-        jwt_secret=args.jwt_secret, start_timeout_s=args.start_timeout,
-        reports=args.reports,
-    )
+    config = RunConfig.from_options(**config_options(args), reports=args.reports)
     report = run_load(config, LoadOptions(clients=args.clients, turns=args.turns,
                                           seed=args.seed, request_timeout_s=args.step_timeout))
     print(report.render())
