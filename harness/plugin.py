@@ -24,6 +24,7 @@ _SCENARIOS = pytest.StashKey[list["Scenario"]]()
 _RESULTS = pytest.StashKey[list["ScenarioResult"]]()
 _WORKERS = pytest.StashKey[list[str]]()  # xdist controller: JSON each worker sent
 _SHARED_DB = pytest.StashKey[Any]()  # xdist controller: the Database workers share
+_SIGNALLED = pytest.StashKey[list[str]]()  # SIGINT/SIGTERM received, in order
 _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
 SUFFIXES = (".yaml", ".yml")
 
@@ -100,11 +101,28 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.xmlpath = str(reports / "junit.xml")
     # SIGTERM (CI cancelling a job) takes the same road as Ctrl-C, so every
     # server, database and subprocess is stopped by the usual clean-up.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        def _term(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt("SIGTERM")
-        with contextlib.suppress(ValueError):  # not the main thread
-            signal.signal(signal.SIGTERM, _term)
+    # The signals are also noted: a handler's KeyboardInterrupt can land in a
+    # weakref callback or a __del__, where Python prints it and carries on; the
+    # run then stops before the next scenario (or fails at the end) all the same.
+    signalled: list[str] = []
+    config.stash[_SIGNALLED] = signalled
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        signalled.append(name)
+        raise KeyboardInterrupt(name)
+
+    for sig, default in ((signal.SIGTERM, (signal.SIG_DFL, None)),
+                         (signal.SIGINT, (signal.default_int_handler,))):
+        if signal.getsignal(sig) in default:
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(sig, _interrupt)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    signalled = item.config.stash.get(_SIGNALLED, None)
+    if signalled:
+        raise KeyboardInterrupt(signalled[0])
 
 
 def _is_scenario(config: pytest.Config, path: Any) -> bool:
@@ -262,7 +280,10 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """xdist worker: send the controller its scenarios' results and clauses."""
+    """A signal the last scenario swallowed still fails the run; an xdist worker
+    sends the controller its scenarios' results and clauses."""
+    if session.config.stash.get(_SIGNALLED, None) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
     config = session.config
     if not hasattr(config, "workeroutput"):
         return

@@ -111,3 +111,30 @@ def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: 
     assert proc.returncode != 0, out
     assert not data_dir.exists(), f"{data_dir} left behind\n{out.decode(errors='replace')}"
     assert not _postgres_running(tmp)
+
+
+SWALLOWS = """
+import os, signal
+
+def test_one():
+    try:
+        os.kill(os.getpid(), signal.{sig})
+    except KeyboardInterrupt:
+        pass  # as a weakref callback or a __del__ does: printed, then carried on
+
+{more}
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("last", [False, True], ids=["before-another", "last"])
+def test_a_swallowed_signal_still_stops_the_run(sig: str, last: bool, tmp_path: Path) -> None:
+    """The interrupt stops the run before the next test, or fails it at the end."""
+    more = "" if last else "def test_two():\n    raise AssertionError('ran after the signal')\n"
+    (tmp_path / "test_swallow.py").write_text(SWALLOWS.format(sig=sig, more=more))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+         str(tmp_path / "test_swallow.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout + proc.stderr
+    assert "ran after the signal" not in proc.stdout
