@@ -37,6 +37,19 @@ STATS = ROOT / "scenarios" / "messages" / "session-stats.yaml"
 USER = "0d7b6a1e-3f0c-4c9a-9a51-2d6c0f1e7b21"
 
 
+def _stopped_cleanly(proc: subprocess.Popen[bytes], out: Path, tmp: Path,
+                     *phrases: str) -> None:
+    """The run stopped with exit code 3 and says why (each of ``phrases``), with no
+    traceback, and nothing it started is left: processes or files in its TMPDIR."""
+    text = out.read_text()
+    assert proc.returncode == 3, text
+    for phrase in phrases:
+        assert phrase in text, text
+    assert "Traceback" not in text
+    poll_until(lambda: not processes_of(tmp), lambda: "processes left", deadline_s=30)
+    assert list(tmp.iterdir()) == []
+
+
 def _cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -214,12 +227,8 @@ def test_a_run_whose_database_stops_ends_with_a_clear_message(tmp_path: Path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    text = out.read_text()
-    assert proc.returncode == 3, text
-    assert "chat-harness cannot go on: cannot connect to the embedded database" in text, text
-    assert "Hint: " in text
-    poll_until(lambda: not processes_of(tmp), lambda: "processes left", deadline_s=30)
-    assert list(tmp.iterdir()) == []
+    _stopped_cleanly(proc, out, tmp, "chat-harness cannot go on: cannot connect to the "
+                     "embedded database", "Hint: ")
 
 
 # -- the provider drops connections -----------------------------------------------------
@@ -317,15 +326,10 @@ def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    text = out.read_text()
-    assert proc.returncode == 3, text
-    assert "chat-harness cannot go on: the scripted provider" in text, text
-    assert "did the provider process stop?" in text
-    assert "Traceback" not in text
+    _stopped_cleanly(proc, out, tmp, "chat-harness cannot go on: the scripted provider",
+                     "did the provider process stop?")
     # the call in flight: the backend answered 502 (C-CHAT-5), it did not hang or 500
     assert b'"POST /api/chat HTTP/1.1" 502' in log.read_bytes()
-    poll_until(lambda: not processes_of(tmp), lambda: "processes left", deadline_s=30)
-    assert list(tmp.iterdir()) == []
 
 
 # -- the backend hangs -----------------------------------------------------------------------
