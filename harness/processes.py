@@ -20,8 +20,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.errors import TargetError
 
@@ -37,13 +38,19 @@ class Child:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             try:
-                self.proc = subprocess.Popen(
-                    argv, shell=isinstance(argv, str), stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
-                    cwd=cwd, start_new_session=True, preexec_fn=die_with_parent(),
-                )
+                with signals_deferred():  # no child without its handle
+                    self.proc = subprocess.Popen(
+                        argv, shell=isinstance(argv, str), stdin=subprocess.DEVNULL,
+                        stdout=out, stderr=subprocess.STDOUT,
+                        env=dict(env) if env is not None else None, cwd=cwd,
+                        start_new_session=True, preexec_fn=die_with_parent(),
+                    )
             except OSError as exc:
                 raise TargetError(f"cannot start {what}: {exc}") from exc
+            except BaseException:  # a Ctrl-C held back during the start: stop it again
+                if hasattr(self, "proc"):
+                    self.stop()
+                raise
 
     @property
     def pid(self) -> int:
@@ -97,6 +104,95 @@ class Child:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
         return proc.returncode
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold a SIGINT or SIGTERM back until the block ends, then deliver it.
+
+    For steps that must not be cut in two: a process started and its handle
+    kept, a folder made and its path noted. A Ctrl-C in the middle of
+    ``Popen`` would leave a child nobody stops; in the middle of ``mkdtemp``,
+    a folder nobody removes. Only Python handlers are held (the pytest plugin
+    installs them); from a thread other than the main one, a no-op (signals
+    are handled in the main thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    held: dict[int, Callable[[int, Any], Any]] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            held[sig] = handler
+            signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for held_sig, handler in held.items():
+            signal.signal(held_sig, handler)
+        if caught:
+            signum, frame = caught[0]
+            held[signum](signum, frame)  # the usual handler: raises KeyboardInterrupt
+
+
+def run_command(argv: Sequence[str], *, user: str | None = None,
+                timeout_s: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(argv, capture_output=True, text=True)``, for commands that write
+    into folders of ours.
+
+    Interrupted, ``subprocess.run`` gives the command a quarter of a second and
+    then leaves it dying, and whatever it started running: ``initdb``'s
+    bootstrap server still writing into the data folder we are about to
+    remove. Here the command runs in a process group of its own, which is
+    killed, and waited for, before the interrupt goes on.
+    """
+    proc: subprocess.Popen[str] | None = None
+    try:
+        with signals_deferred():
+            proc = subprocess.Popen(list(argv), user=user, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+        out, err = proc.communicate(timeout=timeout_s)
+    except BaseException:
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            _wait_group_gone(proc.pid, deadline_s=10.0)
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _wait_group_gone(pgid: int, deadline_s: float) -> None:
+    """Poll until no process of group ``pgid`` runs (zombies run nothing)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and _group_runs(pgid):
+        time.sleep(0.005)
+
+
+def _group_runs(pgid: int) -> bool:
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: a zombie counts as running here
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def pid_alive(pid: int) -> bool:

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import REFERENCE, ROOT, poll_until, processes_of
+from runs import REFERENCE, ROOT, poll_until, processes_of, run_env
 
 SEED = 8_2025  # the moments are random, and the same in every run of this test
 # the black-box run is a subset: a whole black-box suite costs ~2x the in-process one
@@ -303,3 +304,53 @@ def _clean_up(proc: subprocess.Popen[bytes], tmp: Path, data_dirs: set[Path]) ->
             poll_until(lambda: not processes_of(tmp), lambda: "", deadline_s=10)
     for folder in [*data_dirs, *_ram_dirs_of(proc.pid)]:
         shutil.rmtree(folder.parent if folder.name == "data" else folder, ignore_errors=True)
+
+
+# -- a Ctrl-C while a command writes the data folder -------------------------------------
+
+_WRITES = {
+    # initdb's bootstrap server writes template1 (base/1) into the data folder
+    "initdb": ("base/1", "off"),
+    # tar -x unpacks a warm cache entry into it
+    "unpack": ("base", "on"),
+}
+
+
+@pytest.mark.parametrize("step", list(_WRITES))
+def test_a_ctrl_c_while_the_data_folder_is_written_leaves_nothing(
+        step: str, tmp_path: Path, run_tmp: Path) -> None:
+    """The moment is not random: the signal comes once the command is seen writing."""
+    marker, cache = _WRITES[step]
+    script = f"""
+        import glob, os, signal, sys, threading, time
+        import psycopg
+        from harness.db import embedded
+
+        def interrupt_once_written():
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                if (glob.glob(os.path.join(os.environ["TMPDIR"], "chat-harness-pg-*",
+                                           "data", {marker!r}))
+                        or glob.glob(f"/dev/shm/chat-harness-pg-data-{{os.getpid()}}-*/data/"
+                                     + {marker!r})):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+                time.sleep(0.0005)
+
+        if {cache == "on"}:  # a warm entry to unpack
+            embedded.start().close()
+        threading.Thread(target=interrupt_once_written, daemon=True).start()
+        try:
+            embedded.start().close()
+        except KeyboardInterrupt:
+            print("interrupted", os.getpid())
+    """
+    env = run_env(run_tmp, CHAT_HARNESS_CACHE=str(tmp_path / "cache") if cache == "on" else "off")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.stdout.startswith("interrupted"), done.stdout + done.stderr
+    pid = int(done.stdout.split()[1])
+    poll_until(lambda: not processes_of(run_tmp),
+               lambda: "still running:\n" + _describe(processes_of(run_tmp)), deadline_s=30)
+    left = [str(p) for p in run_tmp.iterdir()] + [str(p) for p in _ram_dirs_of(pid)]
+    assert not left, f"left behind: {left}"

@@ -1,11 +1,17 @@
-"""A harness killed outright (SIGKILL) takes its servers with it (Linux)."""
+"""What the harness starts stays in its hands: a harness killed outright (SIGKILL)
+takes its servers with it (Linux), and a Ctrl-C in the middle of a start or of a
+command that writes into a folder of ours leaves nothing running or behind."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,3 +100,81 @@ def test_the_signal_is_the_one_asked_for(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          preexec_fn=die_with_parent(signal.SIGINT), check=True)
     assert int(out.stdout) == signal.SIGINT
+
+
+@contextlib.contextmanager
+def _plain_ctrl_c() -> Iterator[None]:
+    """Python's own SIGINT handler for the block (the plugin's would also stop this run)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_ctrl_c_in_a_deferred_block_comes_when_it_ends() -> None:
+    from harness.processes import signals_deferred
+
+    steps: list[str] = []
+    with _plain_ctrl_c():
+        with pytest.raises(KeyboardInterrupt), signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("the block went on")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+    assert steps == ["the block went on"]
+
+
+def test_an_interrupted_command_is_gone_before_the_interrupt_goes_on(tmp_path: Path) -> None:
+    """With what it started: ``subprocess.run`` would leave both running (initdb's
+    bootstrap server still writing into a data folder we remove)."""
+    from harness.processes import pid_alive, run_command
+
+    pids = tmp_path / "pids"
+
+    def interrupt_once_started() -> None:
+        poll_until(lambda: pids.exists() and len(pids.read_text().split()) == 2,
+                   lambda: "the command never started", deadline_s=30)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with _plain_ctrl_c():
+        helper = threading.Thread(target=interrupt_once_started)
+        helper.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_command(["sh", "-c", f"sleep 60 & echo $$ $! > {pids}.tmp; "
+                                         f"mv {pids}.tmp {pids}; wait"])
+        finally:
+            helper.join()
+    command, started = (int(p) for p in pids.read_text().split())
+    assert not pid_alive(command)
+    assert _gone(started), "what the command started still runs"
+
+
+def test_a_server_the_caller_never_got_is_removed_at_exit(tmp_path: Path) -> None:
+    """A Ctrl-C between a start and the caller keeping what it returned loses the handle;
+    the folders (and a server) still go when the interpreter exits."""
+    script = """
+        from harness.db.embedded import bin_dir, _run_as
+        from harness.db.postmaster import Postmaster
+        server = Postmaster(bin_dir(), _run_as())
+        print(server.root, server.home, server.sock.parent)
+        del server
+    """
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT,
+                         env=run_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    folders = [Path(p) for p in out.stdout.split()]
+    assert len(folders) == 3 and folders[0].is_relative_to(tmp_path)
+    assert [f for f in folders if f.exists()] == []
+
+
+def test_embedded_postgres_keeps_its_shared_memory_in_its_data_folder(tmp_path: Path) -> None:
+    """Not in /dev/shm, where a killed server (or an interrupted initdb) would leave it."""
+    script = """
+        from harness.db import embedded
+        with embedded.start(cache=False) as db:
+            print(db.query("SHOW dynamic_shared_memory_type")[0]["dynamic_shared_memory_type"])
+    """
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT,
+                         env=run_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "mmap", out.stdout + out.stderr

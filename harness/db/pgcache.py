@@ -35,8 +35,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.processes import run_command
+
 # Bump when how an entry is made changes (initdb flags, build steps, layout).
-RECIPE = 1
+RECIPE = 2
 # What initdb gets besides the folder, user and password file; part of the key.
 INITDB_ARGS = (
     "--auth-local=trust",
@@ -47,6 +49,9 @@ INITDB_ARGS = (
     # 1 MB WAL segments: a copy carries ~1 MB of WAL instead of 16+ MB
     "--wal-segsize=1",
 )
+# initdb's own servers keep their dynamic shared memory in the data folder, not in
+# /dev/shm, where a killed one (an interrupted initdb) would leave it (PostgreSQL 16+)
+_DSM_IN_DATA = ("-c", "dynamic_shared_memory_type=mmap")
 KEEP_ENTRIES = 6  # older entries (other schemas, other versions) are pruned
 _OFF = ("off", "0", "no", "false", "none")
 _ENTRY_RE = re.compile(r"^pg[\w.]+-r\d+-[0-9a-f]{16}$")
@@ -78,6 +83,12 @@ def pg_version(binaries: Path) -> str:
     return found.group(1) if found else "unknown"
 
 
+def initdb_args(binaries: Path) -> tuple[str, ...]:
+    """What initdb gets besides the folder, user and password file."""
+    major = pg_version(binaries).split(".")[0]
+    return INITDB_ARGS + (_DSM_IN_DATA if major.isdigit() and int(major) >= 16 else ())
+
+
 def schema_digest(schema: Path | None) -> str | None:
     """sha256 of the schema file's bytes (``None``: no schema)."""
     return None if schema is None else hashlib.sha256(schema.read_bytes()).hexdigest()
@@ -91,7 +102,7 @@ def cache_key(binaries: Path, schema_sha: str | None) -> str:
     """
     version = pg_version(binaries)
     st = (binaries / "postgres").stat()
-    material = json.dumps([version, RECIPE, INITDB_ARGS, st.st_size, st.st_mtime_ns,
+    material = json.dumps([version, RECIPE, initdb_args(binaries), st.st_size, st.st_mtime_ns,
                            str(binaries), schema_sha])
     return f"pg{version}-r{RECIPE}-{hashlib.sha256(material.encode()).hexdigest()[:16]}"
 
@@ -100,8 +111,7 @@ def pack(folder: Path, archive: Path) -> None:
     """Write ``folder`` (with owners, modes, times) as the tar file ``archive``."""
     tar = shutil.which("tar")
     if tar is not None:
-        done = subprocess.run([tar, "-C", str(folder.parent), "-cf", str(archive),
-                               folder.name], capture_output=True, text=True, check=False)
+        done = run_command([tar, "-C", str(folder.parent), "-cf", str(archive), folder.name])
         if done.returncode == 0:
             return
         raise OSError(f"tar -c failed: {done.stderr.strip()}")
@@ -115,8 +125,7 @@ def unpack(archive: Path, into: Path) -> None:
     """Unpack ``archive`` into the folder ``into`` (its top folder lands inside)."""
     tar = shutil.which("tar")
     if tar is not None:
-        done = subprocess.run([tar, "-C", str(into), "-xpf", str(archive)],
-                              capture_output=True, text=True, check=False)
+        done = run_command([tar, "-C", str(into), "-xpf", str(archive)])
         if done.returncode == 0:
             return
         raise DamagedEntry(f"tar -x of {archive} failed: {done.stderr.strip()}")
@@ -227,5 +236,16 @@ class Cache:
                 os.close(fd)
 
 
-__all__ = ["INITDB_ARGS", "RECIPE", "Cache", "DamagedEntry", "cache_dir", "cache_key", "pack",
-           "pg_version", "schema_digest", "unpack"]
+__all__ = [
+    "INITDB_ARGS",
+    "RECIPE",
+    "Cache",
+    "DamagedEntry",
+    "cache_dir",
+    "cache_key",
+    "initdb_args",
+    "pack",
+    "pg_version",
+    "schema_digest",
+    "unpack",
+]

@@ -8,6 +8,7 @@ the run's TMPDIR folder unless that path is too long for a Unix socket.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -20,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.db import pgcache
 from harness.errors import DatabaseError
-from harness.processes import die_with_parent, free_port, pid_alive
+from harness.processes import (
+    die_with_parent,
+    free_port,
+    pid_alive,
+    run_command,
+    signals_deferred,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -35,6 +42,9 @@ _FAST = (
     "max_connections=200",
     "shared_buffers=64MB",
     "log_min_messages=warning",
+    # in the data folder, which goes with the server, not in /dev/shm (a killed
+    # server would leave its segments there)
+    "dynamic_shared_memory_type=mmap",
 )
 
 
@@ -67,9 +77,8 @@ def _prepare_root_access(user: str, root: Path, binaries: Path) -> tuple[int, in
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
-        done = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user],
-            capture_output=True, text=True, check=False)
+        done = run_command(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", user])
         if done.returncode != 0:
             raise DatabaseError(
                 f"cannot create the system user {user!r} to run PostgreSQL as: "
@@ -114,15 +123,24 @@ _SHORT_PREFIX = "chpg-"  # in /tmp: the socket folder, when TMPDIR is too deep
 _SOCKET_MAX = 107 - len("/.s.PGSQL.65535")  # sun_path holds 108 bytes
 
 
-def _socket_folder(preferred: Path, home: Path) -> Path:
-    """``preferred``, unless a deep TMPDIR makes the socket's path too long for Unix."""
+def _socket_folder(preferred: Path, home: Path) -> Path | None:
+    """``preferred``, unless a deep TMPDIR makes the socket's path too long for Unix
+    (``None``: make one in ``/tmp``)."""
     for candidate in (preferred, home / "s"):
         if len(os.fsencode(candidate)) <= _SOCKET_MAX:
             return candidate
-    _reap_orphans(Path("/tmp"), _SHORT_PREFIX)
-    short = Path(tempfile.mkdtemp(prefix=f"{_SHORT_PREFIX}{os.getpid()}-", dir="/tmp"))
-    short.chmod(0o755)  # the server's user (pgserver, for a root run) must reach into it
-    return short / "s"
+    return None
+
+
+# Servers not removed yet: removed when the interpreter exits, whatever
+# happened (a Ctrl-C between a start and the caller keeping what it returned)
+_live: set[Postmaster] = set()
+
+
+@atexit.register
+def _remove_live() -> None:
+    for server in list(_live):
+        server.remove()
 
 
 class Postmaster:
@@ -137,24 +155,29 @@ class Postmaster:
 
     def __init__(self, binaries: Path, user: str | None) -> None:
         self.binaries, self.user = binaries, user
-        tmp = Path(tempfile.gettempdir())
-        _reap_orphans(tmp, _ROOT_PREFIX)
-        self.root = Path(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}{os.getpid()}-", dir=tmp))
-        self.log = self.root / "postgres.log"
-        self.home = self.root  # the data folder's parent
-        self.sock = self.root / "s"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self._made: list[Path] = []  # every folder made so far, for remove()
+        _live.add(self)
         try:
+            tmp = Path(tempfile.gettempdir())
+            _reap_orphans(tmp, _ROOT_PREFIX)
+            self.root = self._folder(tmp, _ROOT_PREFIX)
+            self.log = self.root / "postgres.log"
+            self.home = self.root  # the data folder's parent
             owner = _prepare_root_access(user, self.root, binaries) if user else None
             ram = ram_folder()
             if ram is not None:
                 _reap_orphans(ram, _RAM_PREFIX)
-                self.home = Path(tempfile.mkdtemp(prefix=f"{_RAM_PREFIX}{os.getpid()}-",
-                                                  dir=ram))
+                self.home = self._folder(ram, _RAM_PREFIX)
                 if owner is not None:
                     os.chown(self.home, *owner)
-            self.sock = _socket_folder(self.sock, self.home)
+            sock = _socket_folder(self.root / "s", self.home)
+            if sock is None:
+                _reap_orphans(Path("/tmp"), _SHORT_PREFIX)
+                sock = self._folder(Path("/tmp"), _SHORT_PREFIX) / "s"
+                sock.parent.chmod(0o755)  # the server's user (root runs) must reach into it
+            self.sock = sock
             self.sock.mkdir()
             if owner is not None:
                 os.chown(self.sock, *owner)
@@ -163,15 +186,20 @@ class Postmaster:
             raise
         self.data = self.home / "data"
 
+    def _folder(self, parent: Path, prefix: str) -> Path:
+        """A new folder ``parent/prefix<pid>-*``, noted for :meth:`remove` (even on Ctrl-C)."""
+        with signals_deferred():
+            path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+            self._made.append(path)
+        return path
+
     def socket_url(self, db: str) -> str:
         return f"postgresql://{SUPERUSER}@/{db}?host={self.sock}&port={self.port}"
 
     def initdb(self, password_file: Path) -> None:
-        init = subprocess.run(
+        init = run_command(
             [str(self.binaries / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-             f"--pwfile={password_file}", *pgcache.INITDB_ARGS],
-            user=self.user, capture_output=True, text=True, check=False,
-        )
+             f"--pwfile={password_file}", *pgcache.initdb_args(self.binaries)], user=self.user)
         if init.returncode != 0:
             raise DatabaseError(f"initdb failed:\n{init.stderr.strip() or init.stdout.strip()}")
 
@@ -181,7 +209,7 @@ class Postmaster:
                 "-h", "127.0.0.1", "-p", str(self.port)]
         for setting in _FAST:
             args += ["-c", setting]
-        with open(self.log, "ab") as log:
+        with open(self.log, "ab") as log, signals_deferred():  # no server without its handle
             self.proc = subprocess.Popen(
                 args, user=self.user, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, not it
@@ -231,20 +259,21 @@ class Postmaster:
             proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
+        except BaseException as exc:  # too slow, or a Ctrl-C while waiting: gone it is,
+            with contextlib.suppress(ProcessLookupError):  # before its folders go
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
-
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
 
     def remove(self) -> None:
         """Stop the server and remove every folder it made. Safe to call twice."""
         try:
             self.stop()
         finally:  # a second Ctrl-C during the shutdown still removes the folders
-            for folder in {self.home, self.sock.parent} - {self.root}:
+            for folder in reversed(self._made):
                 shutil.rmtree(folder, ignore_errors=True)
-            shutil.rmtree(self.root, ignore_errors=True)
+            _live.discard(self)
 
 
 __all__ = ["SUPERUSER", "Postmaster", "ram_folder"]
