@@ -54,6 +54,7 @@ def test_the_reference_holds_the_contract_under_the_ci_profile(
 @pytest.mark.parametrize(("mutant", "checks"), [
     ("request-id-first-match", {"pairing", "context", "order"}),  # the seed's bug
     ("insert-not-upsert", {"sync", "idempotent"}),  # the seed's 500
+    ("framework-error-body", {"expect", "envelope"}),  # an outdated client's stray request
 ])
 def test_a_mutant_is_found_and_its_yaml_is_a_regression_test(
         database: Database, config: RunConfig, tmp_path: Path, mutant: str,
@@ -66,7 +67,7 @@ def test_a_mutant_is_found_and_its_yaml_is_a_regression_test(
     assert result.yaml.startswith(f"# Found by: chat-harness explore --profile ci --mutant "
                                   f"{mutant}\n")
     assert "\nname: explored\n" in result.yaml
-    assert "\nsteps:\n- chat: " in result.yaml
+    assert "\nsteps:\n- " in result.yaml
     assert 1 <= result.steps <= 4  # shrunk: a handful of steps, not the whole sequence
 
     path = _save(tmp_path, result.yaml)

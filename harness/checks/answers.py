@@ -122,10 +122,12 @@ async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
     from harness.contract.openapi import operation_for, validate_response
 
     for ex in run.result.exchanges:
-        if ex.error or id(ex) in state.reported or _already_reported(run, ex):
+        if (ex.error or id(ex) in run.conforming or id(ex) in state.reported
+                or _already_reported(run, ex)):
             continue
         problems = validate_response(ex.method, ex.path, ex.status, ex.headers, ex.response_body)
         if not problems:
+            run.conforming.add(id(ex))
             continue
         op = operation_for(ex.method, ex.path)
         run.result.fail(

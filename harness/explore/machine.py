@@ -12,9 +12,11 @@ the backend's: texts are never blank, never over 20000 characters and free of
 NUL and ``${``; a message goes without ``current_message_id`` only where the
 latest message with its text is the one being sent (else the contract itself
 names another message, C-CHAT-2); a second user only pokes at a session that
-exists. The one exception is deliberate: a half-valid batch
+exists. The exceptions are deliberate: a half-valid batch
 (:meth:`ConversationMachine.half_valid_batch`) expects its refusal, and what
-must hold is that nothing of it was stored.
+must hold is that nothing of it was stored; an outdated client's stray request
+(:meth:`ConversationMachine.stray_request`) expects a 404 or 405 in the
+contract's error envelope.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ MAX_CHARS = 20_000  # C-CHAT-1, after trimming
 BOB_SESSION = "conv_bob_explore"
 SYNC = "POST /api/chat/messages"
 NOT_FOUND = {"code": "not_found"}  # C-AUTH-2: as for a session nobody has
+# an outdated or mistyped client: a route that is not there, a method a route does
+# not take (C-ERR-2), and the code the envelope must carry
+STRAY = {
+    "GET /api/chat/message": (404, "not_found"),
+    "POST /api/v2/chat": (404, "not_found"),
+    "PUT /api/chat/messages": (405, "method_not_allowed"),
+    "DELETE /api/chat": (405, "method_not_allowed"),
+}
 # what makes the second message of a half-valid batch refused (the value it gets)
 HURRIED = {"carried over": "", "bad timestamp": "soon", "bad role": "model"}
 
@@ -292,6 +302,15 @@ class ConversationMachine(RuleBasedStateMachine):
             http="GET /api/chat/messages", query={"session_id": "${session_id}",
                                                   "since_ts": since},
             expect=Expect(status=200, body={"count": newer, "up_to_date": newer == 0})))
+
+    @rule(http=st.sampled_from(tuple(STRAY)))
+    def stray_request(self, http: str) -> None:
+        """An outdated client calls a route that is gone, or with a wrong method (C-ERR-2):
+        the answer is the contract's error envelope, like any other error (C-ERR-1)."""
+        status, code = STRAY[http]
+        self.live.step(HttpStep(title="an outdated client's request", http=http,
+                                body={"sessionId": "${session_id}"} if http[0] == "P" else None,
+                                expect=Expect(status=status, body={"code": code})))
 
     @precondition(lambda self: self.accepted())
     @rule(data=st.data())

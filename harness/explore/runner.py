@@ -35,7 +35,7 @@ class Profile:
 
 
 PROFILES = {
-    "ci": Profile("ci", max_examples=60, steps=10, derandomize=True, timeouts=False),
+    "ci": Profile("ci", max_examples=100, steps=10, derandomize=True, timeouts=False),
     "deep": Profile("deep", max_examples=1000, steps=30, derandomize=False, timeouts=True),
 }
 

@@ -123,6 +123,9 @@ class ScenarioRun:
         self._step: StepRecord | None = None
         # each step's provider calls, as the step's end recorded them (for the checks)
         self.step_calls: dict[int, list[ProviderCall]] = {}
+        # id() of answers the schema check found conforming: a run checked after
+        # every step (explore) validates each answer once
+        self.conforming: set[int] = set()
         self._started = time.perf_counter()
 
     # -- identity ----------------------------------------------------------
