@@ -220,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C / SIGINT must still stop the run cleanly, so take it back.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    try:
+    try:  # a Ctrl-C while the parser's imports load is an interruption too, not a traceback
+        parser = build_parser()
+        args, rest = parser.parse_known_args(argv)
         if args.command == "run":
             return _run(args, rest)
         if args.command == "coverage":

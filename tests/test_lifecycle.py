@@ -138,3 +138,39 @@ def test_a_swallowed_signal_still_stops_the_run(sig: str, last: bool, tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout + proc.stderr
     assert "ran after the signal" not in proc.stdout
+
+
+def test_a_ctrl_c_inside_a_step_is_not_reported_twice(tmp_path: Path) -> None:
+    """The handler's KeyboardInterrupt lands in a request's task (``asyncio.wait_for``'s):
+    the step is cancelled, and its ``wait_for`` hands it the same interruption. It goes
+    on, and asyncio does not print it again at exit as a task exception never retrieved."""
+    script = """
+        import asyncio, gc
+        from pathlib import Path
+        from harness.config import RunConfig
+        from harness.runner.session import Harness
+
+        async def request():
+            raise KeyboardInterrupt("SIGINT")  # what the handler raises, mid-request
+
+        async def step():
+            await asyncio.wait_for(request(), 10)
+
+        harness = Harness(RunConfig(fixtures=Path("fixtures")))
+        try:
+            harness.start()
+            try:
+                harness.call(step())
+            except KeyboardInterrupt:
+                print("interrupted")
+            gc.collect()  # the task, in a cycle with its exception's frames, goes now
+        finally:
+            harness.close()
+    """
+    import textwrap
+
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT,
+                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "interrupted", done.stdout + done.stderr
+    assert "never retrieved" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -65,6 +65,7 @@ class Harness:
             if self._db is not None and config.apply_schema and config.mode != "url":
                 self._db.apply_schema(config.schema)
             self._loop = asyncio.new_event_loop()
+            self._loop.set_exception_handler(_interruptions_once)
             self.target = self._loop.run_until_complete(self._start_target())
             # a backend that does not reset between runs sees fresh users and ids
             self._salt = "" if self._db is not None and config.reset_db else (
@@ -203,6 +204,18 @@ class Harness:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _interruptions_once(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's handler of errors nobody awaited: all but a Ctrl-C go to asyncio's own.
+
+    A Ctrl-C (or SIGTERM) raised inside a task is the run's interruption, which
+    pytest reports; the tasks it passed through (a step, its ``wait_for``, a
+    ``gather``) would each print it again at exit as "never retrieved".
+    """
+    if isinstance(context.get("exception"), KeyboardInterrupt):
+        return
+    loop.default_exception_handler(context)
 
 
 __all__ = ["Harness", "HarnessError"]
