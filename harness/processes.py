@@ -86,24 +86,35 @@ class Child:
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM the group, wait up to ``timeout_s``, then SIGKILL. Safe to call twice."""
-        proc = self.proc
-        try:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=timeout_s)
-        finally:
-            # still running (too slow, or interrupted while waiting): the group is
-            # the child's own session, nobody else's
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            else:  # the leader is gone; grandchildren it left in its group go too
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-        return proc.returncode
+        return stop_process(self.proc, timeout_s=timeout_s)
+
+
+def stop_process(proc: subprocess.Popen[Any], *, sig: int = signal.SIGTERM,
+                 timeout_s: float = 10.0, whole_group: bool = True) -> int | None:
+    """Stop a process started in a session of its own; its exit code. Safe to call twice.
+
+    ``sig`` to its whole process group (or to the process only: ``whole_group``
+    False, for a server that stops its own children), up to ``timeout_s`` to
+    exit, then SIGKILL to the group; a Ctrl-C while waiting goes on only once
+    the group is killed. Returns when nothing of the group runs any more.
+    """
+    try:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if whole_group:
+                    os.killpg(proc.pid, sig)
+                else:
+                    proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout_s)
+    finally:
+        # still running (too slow, or interrupted while waiting), or grandchildren
+        # it left: the group is the process's own session, nobody else's
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _wait_group_gone(proc.pid, deadline_s=10.0)
+    return proc.returncode
 
 
 @contextlib.contextmanager
@@ -137,8 +148,8 @@ def signals_deferred() -> Iterator[None]:
             held[signum](signum, frame)  # the usual handler: raises KeyboardInterrupt
 
 
-def run_command(argv: Sequence[str], *, user: str | None = None,
-                timeout_s: float | None = None) -> subprocess.CompletedProcess[str]:
+def run_command(argv: Sequence[str], *,
+                user: str | None = None) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(argv, capture_output=True, text=True)``, for commands that write
     into folders of ours.
 
@@ -154,13 +165,10 @@ def run_command(argv: Sequence[str], *, user: str | None = None,
             proc = subprocess.Popen(list(argv), user=user, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     start_new_session=True)
-        out, err = proc.communicate(timeout=timeout_s)
+        out, err = proc.communicate()
     except BaseException:
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            _wait_group_gone(proc.pid, deadline_s=10.0)
+            stop_process(proc, sig=signal.SIGKILL)
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 

@@ -27,6 +27,7 @@ from harness.processes import (
     pid_alive,
     run_command,
     signals_deferred,
+    stop_process,
 )
 
 if TYPE_CHECKING:
@@ -252,19 +253,10 @@ class Postmaster:
     def stop(self) -> None:
         """Fast shutdown (a clean one: it checkpoints), SIGKILL past a deadline."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        # SIGINT is PostgreSQL's "fast shutdown": clients cut, clean exit.
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except BaseException as exc:  # too slow, or a Ctrl-C while waiting: gone it is,
-            with contextlib.suppress(ProcessLookupError):  # before its folders go
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-            if not isinstance(exc, subprocess.TimeoutExpired):
-                raise
+        if proc is not None:
+            # SIGINT is PostgreSQL's "fast shutdown": clients cut, clean exit; the
+            # server stops its own processes
+            stop_process(proc, sig=signal.SIGINT, timeout_s=15, whole_group=False)
 
     def remove(self) -> None:
         """Stop the server and remove every folder it made. Safe to call twice."""
