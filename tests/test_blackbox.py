@@ -11,11 +11,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from runs import REFERENCE, ROOT, processes_of, run_env
+from runs import REFERENCE, ROOT, poll_until, processes_of, run_env
 
 from harness.processes import Child, free_port
 from harness.scenario.load import discover, load_file
@@ -99,16 +98,16 @@ def test_sigint_during_a_target_cmd_run_leaves_nothing(tmp_path: Path) -> None:
         cwd=ROOT, env=_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     log = tmp_path / "reports" / "target.log"
-    deadline = time.monotonic() + 60
-    while b"POST /api/chat " not in (log.read_bytes() if log.exists() else b""):
-        assert proc.poll() is None and time.monotonic() < deadline, "the run never got going"
-        time.sleep(0.05)  # poll interval
+    poll_until(lambda: proc.poll() is not None or (
+        log.exists() and b"POST /api/chat " in log.read_bytes()),
+        lambda: "the run never got going", deadline_s=60)
+    assert proc.poll() is None, "the run ended before it was interrupted"
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode != 0
-    deadline = time.monotonic() + 30
-    while processes_of(tmp) and time.monotonic() < deadline:
-        time.sleep(0.05)  # poll interval: children are reaped a moment after the parent
+    # children are reaped a moment after the parent
+    poll_until(lambda: not processes_of(tmp), lambda: f"still running: {processes_of(tmp)}",
+               deadline_s=30)
     _nothing_left(tmp_path)
 
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from runs import processes_of
+from runs import ROOT, poll_until, processes_of, run_env
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = "scenarios/seed/429-switch-model-resend.yaml"
+EMBEDDED = {"CHAT_HARNESS_DB": "embedded"}  # whatever the machine's Docker
 
 
 def _our_dirs(tmp: Path) -> set[Path]:
@@ -35,30 +31,9 @@ def _postgres_running(tmp: Path) -> bool:
     return False
 
 
-def _poll_until(predicate: Callable[[], Any], failure: str, deadline_s: float = 60) -> Any:
-    """Poll ``predicate`` until it is truthy; fail with ``failure`` at the deadline."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)  # the poll interval, not a wait standing in for an event
-    pytest.fail(failure)
-
-
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",
             *args]
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    """The run's own TMPDIR, so that what it leaves there is its own."""
-    env = dict(os.environ)
-    env.pop("CHAT_HARNESS_DATABASE_URL", None)
-    env["CHAT_HARNESS_DB"] = "embedded"
-    tmp.mkdir(exist_ok=True)
-    env["TMPDIR"] = str(tmp)
-    return env
 
 
 @pytest.mark.parametrize(
@@ -73,7 +48,7 @@ def test_a_run_stops_everything_it_started(
     for m in mutants:
         args += ["--mutant", m]
     proc = subprocess.run(_cli(*args), cwd=ROOT, capture_output=True, text=True,
-                          env=_env(tmp), timeout=180)
+                          env=run_env(tmp, **EMBEDDED), timeout=180)
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert ("2 passed" if code == 0 else "2 failed") in proc.stdout
     assert list(tmp.iterdir()) == [], "the run left files behind"
@@ -93,16 +68,19 @@ def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: 
     proc = subprocess.Popen(
         _cli("run", str(scenarios), "-q", "-p", "no:cacheprovider",
              "--fixtures-dir", str(ROOT / "fixtures")),
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(tmp),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=run_env(tmp, **EMBEDDED),
     )
     try:
         def started() -> set[Path]:
             assert proc.poll() is None, "the run ended before it could be interrupted"
             return {d for d in _our_dirs(tmp) if (d / "postgres.log").exists()}
 
-        (data_dir,) = _poll_until(started, "the run never started its database")
+        (data_dir,) = poll_until(started, lambda: "the run never started its database",
+                                 deadline_s=60)
         # once the server answers, the run is inside a scenario
-        _poll_until(lambda: _postgres_running(tmp), "the database never came up")
+        poll_until(lambda: _postgres_running(tmp), lambda: "the database never came up",
+                   deadline_s=60)
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -170,7 +148,8 @@ def test_a_ctrl_c_inside_a_step_is_not_reported_twice(tmp_path: Path) -> None:
     import textwrap
 
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT,
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+                          env=run_env(tmp_path, **EMBEDDED), capture_output=True, text=True,
+                          timeout=120)
     assert done.stdout.strip() == "interrupted", done.stdout + done.stderr
     assert "never retrieved" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
