@@ -68,7 +68,7 @@ class CoverageReport:
         return not self.uncovered and not self.unknown
 
 
-def _suggest(clause: str, known: list[str]) -> str | None:
+def suggest(clause: str, known: list[str]) -> str | None:
     close = difflib.get_close_matches(clause, known, n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -120,7 +120,7 @@ def coverage_of(scenarios: Iterable[Scenario], *, strict: bool = True) -> Covera
                 unknown.append(UnknownClause(
                     clause=clause, scenario=scenario.id,
                     location=Location(scenario.display, line), key=f"covers[{index}]",
-                    suggestion=_suggest(clause, known),
+                    suggestion=suggest(clause, known),
                 ))
     if strict and unknown:
         error = unknown[0].error()

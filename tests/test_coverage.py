@@ -16,7 +16,7 @@ TOTAL = len(clause_ids())
 
 
 def _scenario(folder: Path, name: str, covers: str, *, matrix: bool = False) -> Path:
-    lines = [f"name: {name}", f"covers: {covers}"]
+    lines = [f"name: {name}", "model: m/x", f"covers: {covers}"]
     if matrix:
         lines += ["matrix:", "  current_message_id: [true, false]"]
     lines += ["steps:", "  - chat: hello", "    provider: {reply: hi}", ""]
@@ -128,28 +128,15 @@ def test_an_unknown_clause_id_is_refused_with_did_you_mean(tmp_path: Path) -> No
     assert err.render().startswith(f"{path}:4: covers[1]: ")
 
 
-def test_unknown_ids_are_kept_when_not_strict(tmp_path: Path) -> None:
-    _scenario(tmp_path, "typos", "[C-CHAT-2, C-CHAT-22, C-SESSION-1]", matrix=True)
-    report = coverage([tmp_path], strict=False)
-    assert [(u.clause, u.suggestion) for u in report.unknown] == [
-        ("C-CHAT-22", "C-CHAT-2"), ("C-SESSION-1", "C-SES-1"),
-    ]  # once per file, not once per matrix combination
-    assert report.by_clause["C-CHAT-2"] == (
-        "typos[current_message_id=true]", "typos[current_message_id=false]",
-    )
-    assert not report.complete
-    assert "; unknown: C-CHAT-22 (" in summary_line(report)
-    text = render_coverage(report, verbose=False)
-    assert "did you mean C-SES-1?" in text
-
-
-def test_strict_error_mentions_the_other_unknown_ids(tmp_path: Path) -> None:
-    _scenario(tmp_path, "a", "[C-XYZ-1]")
-    _scenario(tmp_path, "b", "[C-XYZ-2]")
+def test_an_unknown_clause_id_fails_the_file_when_it_loads(tmp_path: Path) -> None:
+    # not only the coverage command: a run refuses the file (collection), naming the id
+    path = _scenario(tmp_path, "typos", "[C-CHAT-2, C-SESSION-1]", matrix=True)
     with pytest.raises(ScenarioError) as info:
-        coverage([tmp_path])
-    assert "'C-XYZ-1'" in info.value.message
-    assert "more unknown clause ids: C-XYZ-2 (" in info.value.message
+        load_file(path)
+    assert info.value.render() == (
+        f"{path}:3: covers[1]: 'C-SESSION-1' is not a clause of the contract\n"
+        "Hint: did you mean C-SES-1? the clause ids are in harness/contract/CONTRACT.md "
+        "(or run: chat-harness coverage)")
 
 
 def test_coverage_of_loaded_scenarios(suite: Path) -> None:

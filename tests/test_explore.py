@@ -167,7 +167,7 @@ def test_the_command_prints_the_finding(capsys: pytest.CaptureFixture[str]) -> N
     code = main(["explore", "--mutant", "rate-limit-as-502", "--db", "embedded"])
     out = capsys.readouterr().out
     assert code == 1, out
-    assert "--mutant rate-limit-as-502): broken in 1 step(s): expect" in out
+    assert "--mutant rate-limit-as-502): broken in 1 step(s): outcome" in out
     assert "status: 429" in out and "\nsteps:\n- chat: " in out
 
 

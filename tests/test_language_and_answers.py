@@ -40,6 +40,25 @@ def test_matchers_accept_and_refuse() -> None:
     ]
 
 
+@pytest.mark.parametrize("same", [
+    "2025-08-12T14:34:11.000Z", "2025-08-12T14:34:11Z", "2025-08-12T16:34:11+02:00",
+    "2025-08-12T14:34:11.000+00:00", "2025-08-12 14:34:11.000Z", "2025-08-12T14:34:11.000123",
+])
+def test_instant_accepts_any_iso_form_of_the_same_instant(same: str) -> None:
+    want = yamlsource.loads('t: !instant "2025-08-12T14:34:11.000Z"\n')
+    assert mismatches(want, {"t": same}) == []
+
+
+@pytest.mark.parametrize("other", [
+    "2025-08-12T14:34:11.001Z", "2025-08-12T14:34:11+01:00", "2025-08-12", "yesterday",
+    1755009251000, None,
+])
+def test_instant_refuses_another_instant_or_no_instant(other: Any) -> None:
+    want = yamlsource.loads('t: !instant "2025-08-12T14:34:11.000Z"\n')
+    (problem,) = mismatches(want, {"t": other})
+    assert problem.startswith("body.t: expected the instant 2025-08-12T14:34:11.000Z")
+
+
 def test_boolean_is_not_integer_but_integer_is_number() -> None:
     assert Matcher("type", "boolean").problem(True) is None
     assert Matcher("type", "integer").problem(False) is not None
@@ -52,6 +71,7 @@ def test_boolean_is_not_integer_but_integer_is_number() -> None:
         ("a: !type intx\n", "!type takes one of string"),
         ("a: !re '('\n", "is not a regular expression"),
         ("a: !any yes\n", "!any takes no value"),
+        ("a: !instant noon\n", "!instant takes an ISO-8601 timestamp"),
         ("a: !repeat {text: x}\n", "!repeat takes {text: STRING"),
         ("a: !repeat {text: x, times: 2, extra: 1}\n", "unknown key(s) ['extra']"),
         ("a: !repeat [x, 2]\n", "!repeat takes a mapping"),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from harness.contract.oracle import parse_ts
+from harness.contract.oracle import parse_ts, same_instant
 from harness.runner.match import short
 
 if TYPE_CHECKING:
@@ -130,10 +130,6 @@ def final_versions(run: ScenarioRun) -> dict[str, tuple[str, dict[str, Any], int
     return out
 
 
-def _same_instant(a: Any, b: Any) -> bool:
-    return parse_ts(a) is not None and parse_ts(a) == parse_ts(b)
-
-
 async def check_nothing_lost(run: ScenarioRun, state: Snapshot) -> None:
     sent = final_versions(run)
     who = owners(run)
@@ -151,7 +147,7 @@ async def check_nothing_lost(run: ScenarioRun, state: Snapshot) -> None:
             continue
         diffs = [f"{k}: sent {short(msg.get(k))}, read {short(row.get(k))}"
                  for k in ("role", "content") if row.get(k) != msg.get(k)]
-        if not _same_instant(msg.get("timestamp"), row.get("timestamp")):
+        if not same_instant(msg.get("timestamp"), row.get("timestamp")):
             diffs.append(f"timestamp: sent {msg.get('timestamp')}, read {row.get('timestamp')}")
         if msg.get("user_message_id") != row.get("user_message_id"):
             diffs.append(f"user_message_id: sent {msg.get('user_message_id')}, "
@@ -180,11 +176,11 @@ async def _check_rows(run: ScenarioRun, sent: dict[str, tuple[str, dict[str, Any
             run.result.fail("lost", f"message {mid} has no row in chat_messages",
                             step=step, expected=msg, actual=None, clause="C-MSG-10")
             continue
-        stamp = parse_ts(msg.get("timestamp"))
         diffs = []
         if row["session_id"] != session:
             diffs.append(f"session_id {row['session_id']!r}, sent to {session!r}")
-        if stamp is not None and row["message_timestamp"] != stamp:
+        if (parse_ts(msg.get("timestamp")) is not None
+                and not same_instant(msg.get("timestamp"), row["message_timestamp"])):
             diffs.append(f"message_timestamp {row['message_timestamp'].isoformat()}, "
                          f"sent {msg.get('timestamp')}")
         if row["user_message_id"] != msg.get("user_message_id"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.checks.conversation import Snapshot, owners, stored
+from harness.contract.oracle import item_fields
 
 if TYPE_CHECKING:
     from harness.runner.run import ScenarioRun
@@ -19,6 +20,11 @@ async def _read_all(run: ScenarioRun, state: Snapshot) -> dict[str, list[dict[st
         session: await stored(run, state, session, actor, fresh=True)
         for session, actor in owners(run).items()
     }
+
+
+def _fixed(items: list[dict[str, Any]] | None) -> list[Any] | None:
+    """What C-MSG-9 fixes of each item: fields beyond it (an ``updated_at``) may move."""
+    return None if items is None else [item_fields(i) for i in items]
 
 
 def _identity(items: list[dict[str, Any]] | None) -> list[tuple[Any, ...]] | None:
@@ -49,7 +55,8 @@ async def check_idempotent(run: ScenarioRun, state: Snapshot) -> None:
         after = await _read_all(run, state)
         for session, items in after.items():
             was = before.get(session)
-            same = items == was if label == "again" else _identity(items) == _identity(was)
+            same = (_fixed(items) == _fixed(was) if label == "again"
+                    else _identity(items) == _identity(was))
             if not same:
                 run.result.fail(
                     "idempotent",

@@ -7,7 +7,15 @@ of the wrong shape wherever it shows up, not only where a scenario happens to
 look::
 
     problems = validate_response("GET", "/api/chat/sessions", 200, headers, body)
-    # ["body.sessions[0].updated_at: 'yesterday' is not a 'date-time' (format)"]
+    # ["body.sessions[0].updated_at: 'yesterday' is not a 'iso-8601' (format)"]
+
+:func:`check_answer` gives the same problems as :class:`Problem` objects that
+also name the clause each one breaks: the nearest ``x-contract-clause`` of
+the document along the schema path of the violation (a session's field:
+C-SES-1; a message item's timestamp: C-MSG-4; an error's code: C-ERR-2).
+Answers are open (the contract lets them carry more fields than a clause
+lists); with ``strict=True`` the extra fields of objects marked
+``x-chat-harness-lists-all`` come back as problems too, for notes.
 
 The document is read once, and validators are compiled once per (operation,
 status): validating an answer costs a dictionary lookup plus the JSON Schema
@@ -32,17 +40,21 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, FormatChecker, ValidationError
     from referencing import Registry
 
-__all__ = ["Operation", "document", "operation_for", "validate_response"]
+__all__ = ["Operation", "Problem", "check_answer", "document", "operation_for",
+           "validate_response"]
 
 # The document's URI in the registry: `$ref: "#/…"` resolves against it.
 BASE_URI = "urn:chat-harness:contract:openapi"
 UNROUTED = "x-chat-harness-unrouted"  # the 404 of an unknown path, the 405 of a wrong method
 LAST_LINE = "x-chat-harness-last-line"  # schema of a text body's last line (streams)
 SAME_AS_BODY = "x-chat-harness-same-as-body"  # a header that repeats a body field
+CLAUSE = "x-contract-clause"  # the clause a schema, response, header or operation answers to
+LISTS_ALL = "x-chat-harness-lists-all"  # a clause lists all its fields (strict: extras noted)
 _HINT = "fix harness/contract/openapi.yaml"
 _MAX_MESSAGE = 300
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INTEGER = re.compile(r"^\s*-?\d+\s*$")
+_ISO_TIME = re.compile(r"\d[T ]\d{2}(:?\d{2})?")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -74,6 +86,7 @@ class Operation:
     path: str  # the path template, as in the document
     operation_id: str
     clauses: tuple[str, ...]  # its x-contract-clauses
+    clause: str  # the clause its answers as a whole answer to (status, body)
     pointer: str  # JSON pointer to the operation object in the document
 
     @property
@@ -114,11 +127,23 @@ def _operation(method: str, template: str) -> Operation | None:
         path=template,
         operation_id=str(spec.get("operationId", "")),
         clauses=tuple(spec.get("x-contract-clauses", ())),
+        clause=str(spec.get(CLAUSE) or (spec.get("x-contract-clauses") or ["C-ERR-1"])[0]),
         pointer=f"/paths/{_escape(template)}/{method}",
     )
 
 
 # -- validating an answer -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way an answer differs from the document, and the clause it breaks."""
+
+    text: str  # where (``body.sessions[0].title``), what, and the schema rule
+    clause: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def validate_response(
@@ -131,19 +156,36 @@ def validate_response(
     it is (``status``, ``header Retry-After``, ``body.data.usage``) and, for a
     schema violation, ends with the schema rule in parentheses.
     """
+    return [p.text for p in check_answer(method, path, status, headers, body)]
+
+
+def check_answer(
+    method: str, path: str, status: int, headers: Mapping[str, str], body: Any | bytes,
+    *, strict: bool = False,
+) -> list[Problem]:
+    """:func:`validate_response` with the clause of each problem.
+
+    ``strict``: also the fields an answer carries beyond those its clause
+    lists (allowed by the contract; for notes, never for failures).
+    """
     template = _template_of(path)
+    op = None if template is None else _operation(method.lower(), template)
     if template is None:
         responses, context = f"/{UNROUTED}/unknownPath", "a path that is no route"
-    elif _operation(method.lower(), template) is None:
+    elif op is None:
         responses, context = f"/{UNROUTED}/wrongMethod", f"no {method.upper()} on {template}"
     else:
         responses = f"/paths/{_escape(template)}/{method.lower()}/responses"
         context = f"{method.upper()} {template}"
-    check = _compiled(responses, status)
+    check = _compiled(responses, status, strict)
     if check is None:
         documented = ", ".join(sorted(_at(responses)))
-        return [f"status {status}: not documented for {context} (documented: {documented})"]
-    return check.problems({name.lower(): value for name, value in headers.items()}, body)
+        clause = "C-ERR-2" if status >= 400 or op is None else op.clause
+        return [Problem(f"status {status}: not documented for {context} "
+                        f"(documented: {documented})", clause)]
+    fallback = "C-ERR-1" if status >= 400 or op is None else op.clause
+    return check.problems({name.lower(): value for name, value in headers.items()}, body,
+                          check.clause or fallback)
 
 
 @dataclass(frozen=True)
@@ -162,6 +204,7 @@ class _Header:
     validator: Draft202012Validator | None
     integer: bool  # HTTP carries text; compare the schema against the number
     same_as_body: str | None
+    clause: str | None
 
 
 @dataclass(frozen=True)
@@ -170,86 +213,97 @@ class _Check:
 
     media: tuple[_Media, ...]
     headers: tuple[_Header, ...]
+    clause: str | None  # the response's own x-contract-clause
 
-    def problems(self, headers: dict[str, str], body: Any) -> list[str]:
-        problems: list[str] = []
+    def problems(self, headers: dict[str, str], body: Any, clause: str) -> list[Problem]:
+        problems: list[Problem] = []
         parsed: Any = None
         if self.media:
-            media = self._media_for(headers.get("content-type"), problems)
+            media = self._media_for(headers.get("content-type"), problems, clause)
             if media is not None:
-                parsed = _check_body(media, body, problems)
+                parsed = _check_body(media, body, problems, clause)
         for header in self.headers:
-            _check_header(header, headers, parsed, problems)
+            _check_header(header, headers, parsed, problems, header.clause or clause)
         return problems
 
-    def _media_for(self, content_type: str | None, problems: list[str]) -> _Media | None:
+    def _media_for(self, content_type: str | None, problems: list[Problem], clause: str
+                   ) -> _Media | None:
         expected = " or ".join(repr(m.key) for m in self.media)
         if content_type is None:
-            problems.append(f"header content-type: missing; expected {expected}")
+            problems.append(Problem(f"header content-type: missing; expected {expected}",
+                                    clause))
             return None
         kind, params = _parse_media(content_type)
         for media in self.media:
             if media.type in (kind, "*/*") and media.params <= params:
                 return media
-        problems.append(f"header content-type: {content_type!r} is not {expected}")
+        problems.append(Problem(f"header content-type: {content_type!r} is not {expected}",
+                                clause))
         return None
 
 
-def _check_body(media: _Media, body: Any, problems: list[str]) -> Any:
+def _check_body(media: _Media, body: Any, problems: list[Problem], clause: str) -> Any:
     """Validate ``body`` against ``media``; returns it parsed (None when unparseable)."""
     if isinstance(body, bytes | bytearray):
         try:
             body = bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(f"body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            problems.append(Problem(f"body: not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                                    clause))
             return None
         if media.type == "application/json" or media.type.endswith("+json"):
             try:
                 body = json.loads(body)
             except ValueError as exc:
-                problems.append(f"body: not JSON ({exc}): {_short(repr(body))}")
+                problems.append(Problem(f"body: not JSON ({exc}): {_short(repr(body))}", clause))
                 return None
     if media.validator is not None:
-        problems.extend(_schema_problems(media.validator, body, "body"))
+        problems.extend(_schema_problems(media.validator, body, "body", clause))
     if media.last_line is not None and isinstance(body, str):
-        _check_last_line(media.last_line, body, problems)
+        _check_last_line(media.last_line, body, problems, clause)
     return body
 
 
-def _check_last_line(validator: Draft202012Validator, text: str, problems: list[str]) -> None:
+def _check_last_line(validator: Draft202012Validator, text: str, problems: list[Problem],
+                     clause: str) -> None:
     """A streamed answer is text, ``"\\n"``, then one JSON line (C-STREAM-1)."""
     _, newline, last = text.rpartition("\n")
     if not newline:
-        problems.append("body: no newline; expected the text, '\\n', then a JSON line")
+        problems.append(Problem("body: no newline; expected the text, '\\n', then a JSON line",
+                                "C-STREAM-1"))
         return
     try:
         line = json.loads(last)
     except ValueError as exc:
-        problems.append(f"body[last line]: not JSON: {exc}: {_short(repr(last))}")
+        problems.append(Problem(f"body[last line]: not JSON: {exc}: {_short(repr(last))}",
+                                "C-STREAM-1"))
         return
-    problems.extend(_schema_problems(validator, line, "body[last line]"))
+    problems.extend(_schema_problems(validator, line, "body[last line]", "C-STREAM-1"))
 
 
-def _check_header(header: _Header, headers: dict[str, str], body: Any, problems: list[str]) -> None:
+def _check_header(header: _Header, headers: dict[str, str], body: Any, problems: list[Problem],
+                  clause: str) -> None:
     raw = headers.get(header.name.lower())
     where = f"header {header.name}"
     if raw is None:
         if header.required:
-            problems.append(f"{where}: missing (required)")
+            problems.append(Problem(f"{where}: missing (required)", clause))
         return
     value: Any = int(raw) if header.integer and _INTEGER.match(raw) else raw
-    found = _schema_problems(header.validator, value, where) if header.validator else []
+    found = (_schema_problems(header.validator, value, where, clause)
+             if header.validator else [])
     problems.extend(found)
     field = header.same_as_body
     if not found and field and isinstance(body, dict) and field in body and body[field] != value:
-        problems.append(f"{where}: {raw!r} differs from body.{field} ({body[field]!r})")
+        problems.append(Problem(f"{where}: {raw!r} differs from body.{field} ({body[field]!r})",
+                                clause))
 
 
 # -- compiling -------------------------------------------------------------------------
 
 
 @functools.cache
-def _compiled(responses_pointer: str, status: int) -> _Check | None:
+def _compiled(responses_pointer: str, status: int, strict: bool = False) -> _Check | None:
     """The check for ``status`` among the responses at ``responses_pointer``; None if absent.
 
     Lookup order as in OpenAPI: the exact status, its range (``4XX``), ``default``.
@@ -265,8 +319,8 @@ def _compiled(responses_pointer: str, status: int) -> _Check | None:
     for key in response.get("content") or {}:
         spec, at = _deref(f"{pointer}/content/{_escape(key)}")
         kind, params = _parse_media(key)
-        schema = _validator(f"{at}/schema") if "schema" in spec else None
-        last = _validator(f"{at}/{LAST_LINE}") if LAST_LINE in spec else None
+        schema = _validator(f"{at}/schema", strict) if "schema" in spec else None
+        last = _validator(f"{at}/{LAST_LINE}", strict) if LAST_LINE in spec else None
         media.append(_Media(key, kind, params, schema, last))
     media.sort(key=lambda m: -len(m.params))  # the most specific first
     headers = []
@@ -278,18 +332,32 @@ def _compiled(responses_pointer: str, status: int) -> _Check | None:
         validator = _validator(f"{at}/schema") if schema is not None else None
         integer = isinstance(schema, dict) and schema.get("type") == "integer"
         required = bool(spec.get("required", False))
-        headers.append(_Header(name, required, validator, integer, spec.get(SAME_AS_BODY)))
-    return _Check(tuple(media), tuple(headers))
+        headers.append(_Header(name, required, validator, integer, spec.get(SAME_AS_BODY),
+                               spec.get(CLAUSE)))
+    return _Check(tuple(media), tuple(headers), response.get(CLAUSE))
 
 
-def _validator(pointer: str) -> Draft202012Validator:
+def _validator(pointer: str, strict: bool = False) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
+    schema = _inlined(_at(pointer), (pointer,))
     return Draft202012Validator(
-        _inlined(_at(pointer), (pointer,)),
+        _closed(schema) if strict else schema,
         registry=_registry(),
         format_checker=_format_checker(),
     )
+
+
+def _closed(node: Any) -> Any:
+    """``node`` with every object its clause lists in full closed (``--strict``)."""
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _closed(value) for key, value in node.items()}
+    if out.get(LISTS_ALL) is True:
+        out["additionalProperties"] = False
+    return out
 
 
 def _inlined(node: Any, stack: tuple[str, ...]) -> Any:
@@ -335,7 +403,24 @@ def _format_checker() -> FormatChecker:
 
     checker = FormatChecker()
     checker.checks("date-time")(_is_date_time)
+    checker.checks("iso-8601")(_is_iso_instant)
     return checker
+
+
+def _is_iso_instant(instance: object) -> bool:
+    """An ISO-8601 date and time, in any of its common forms (C-ERR-1 fixes no profile)."""
+    if not isinstance(instance, str):
+        return True
+    text = instance.strip()
+    if not _ISO_TIME.search(text):
+        return False  # a date alone is no instant
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_date_time(instance: object) -> bool:
@@ -358,12 +443,27 @@ def _is_date_time(instance: object) -> bool:
 # -- reporting and plumbing -------------------------------------------------------------
 
 
-def _schema_problems(validator: Draft202012Validator, instance: Any, root: str) -> list[str]:
+def _schema_problems(validator: Draft202012Validator, instance: Any, root: str, clause: str
+                     ) -> list[Problem]:
     errors = sorted(
         validator.iter_errors(instance),
         key=lambda e: [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in e.absolute_path],
     )
-    return [_describe(error, root) for error in errors]
+    return [Problem(_describe(error, root), _clause_of(validator.schema, error, clause))
+            for error in errors]
+
+
+def _clause_of(schema: Any, error: ValidationError, default: str) -> str:
+    """The nearest ``x-contract-clause`` on the way from the root to the broken rule."""
+    found, node = default, schema
+    for part in error.absolute_schema_path:
+        if isinstance(node, dict) and isinstance(node.get(CLAUSE), str):
+            found = node[CLAUSE]
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break  # a $ref resolved through the registry: keep the nearest so far
+    return found
 
 
 def _describe(error: ValidationError, root: str) -> str:

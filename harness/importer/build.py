@@ -291,8 +291,8 @@ def build(recorded: list[Recorded]) -> Built:
         path = rec.path[rec.path.find("/api/chat"):]
         data["http"] = f"{rec.method} {captures.substitute_path(path)}"
         if rec.query:
-            data["query"] = captures.substitute(rec.query)
-        body = captures.substitute(rec.body)
+            data["query"] = captures.substitute(template.escape(rec.query))
+        body = captures.substitute(template.escape(rec.body))
         if session is not None:
             body = _replace(body, session, "${session_id}")
             if "query" in data:
@@ -302,8 +302,8 @@ def build(recorded: list[Recorded]) -> Built:
         elif body is not None:
             data["body"] = body
         if any(isinstance(v, str) and _VAR.search(v) for _, _, v in _leaves(rec.body)):
-            notes.append("the recorded body holds '${...}' text, which scenarios read as a "
-                         "variable: edit it before running")
+            notes.append("the recorded body holds '${...}' text: written as '$${...}', "
+                         "the escape for the text itself (not a variable)")
         scripted = None
         if rec.method == "POST" and route in (CHAT, STREAM):
             scripted, more = provider_script(rec, route)

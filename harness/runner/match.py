@@ -3,7 +3,9 @@
 Besides plain values, an expectation may hold a :class:`Matcher`, written in
 YAML with a tag: ``!any`` (present, any value), ``!absent`` (the key must not
 be there), ``!type string`` (integer, number, boolean, list, object, null) and
-``!re PATTERN`` (a string the pattern matches from its start).
+``!re PATTERN`` (a string the pattern matches from its start) and ``!instant
+TIMESTAMP`` (an ISO-8601 date and time, in any form, that is the same instant
+to the millisecond: for timestamps whose form no clause fixes).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ TYPES: dict[str, tuple[type, ...]] = {
 class Matcher:
     """A value test that is not equality (``!any``, ``!absent``, ``!type``, ``!re``)."""
 
-    kind: str  # any, absent, type, re
+    kind: str  # any, absent, type, re, instant
     arg: str = ""
 
     def problem(self, actual: Any) -> str | None:
@@ -38,10 +40,22 @@ class Matcher:
             if isinstance(actual, str) and re.match(self.arg, actual):
                 return None
             return f"expected a string matching /{self.arg}/, got {short(actual)}"
+        if self.kind == "instant":
+            from harness.contract.oracle import parse_ts
+
+            want = parse_ts(self.arg)
+            if isinstance(actual, str) and _has_time(actual) and parse_ts(actual) == want:
+                return None
+            return f"expected the instant {self.arg} (in any ISO-8601 form), got {short(actual)}"
         return None
 
     def __repr__(self) -> str:
         return f"!{self.kind} {self.arg}".rstrip()
+
+
+def _has_time(text: str) -> bool:
+    """A date with a time of day (a date alone is no instant)."""
+    return re.search(r"\d[T ]\d{2}", text) is not None
 
 
 def short(value: Any, limit: int = 80) -> str:

@@ -127,6 +127,9 @@ class ScenarioRun:
         # every step (explore) validates each answer once
         self.conforming: set[int] = set()
         self._started = time.perf_counter()
+        # why the steps after the current one are not run (a step they depend on
+        # broke: the failure is recorded); None while the run goes on
+        self.stopped: str | None = None
 
     # -- identity ----------------------------------------------------------
     def user_id(self, actor: str) -> str:
@@ -212,6 +215,8 @@ class ScenarioRun:
         try:
             for index, step in enumerate(self.scenario.steps):
                 await self.run_step(index, step)
+                if self.stopped is not None:
+                    break
         except steps.Skip as skip:
             self.result.skipped = str(skip)
             return self.result
@@ -249,8 +254,10 @@ class ScenarioRun:
         finally:
             end = self.ctx.provider.end_step(index)
             self.step_calls[index] = end.calls
-        self._provider_expect(index, step, end.calls)
-        self._provider_script(index, end)
+        # a step stopped before it sent anything has no calls to judge
+        if record.exchanges or self.stopped is None:
+            self._provider_expect(index, step, end.calls)
+            self._provider_script(index, end)
         record.provider_calls = [
             {"model": c.model, "messages": c.messages, "answer": c.answer} for c in end.calls
         ]
@@ -384,12 +391,19 @@ class ScenarioRun:
                 clause=clause,
             )
         if expect and expect.body is not None:
-            body = template.render(expect.body, self.variables, location=self._where(index),
-                                   key=f"steps[{index}].expect.body")
+            body = self._render_expected(index, expect.body, "expect.body")
             diffs = mismatches(body, ex.response_body)
             if diffs:
                 self.result.fail("expect", f"{what}" + "; ".join(diffs), step=index,
                                  expected=body, actual=ex.response_body, clause=clause)
+        if expect and expect.names_field is not None:
+            texts = [ex.json().get(k) for k in ("error", "details")]
+            said = " / ".join(t for t in texts if isinstance(t, str))
+            if expect.names_field.lower() not in said.lower():
+                self.result.fail(
+                    "expect", f"{what}the error should name the field {expect.names_field!r} "
+                    f"(in 'error' or 'details'); it said {said!r}", step=index,
+                    expected=expect.names_field, actual=ex.response_body, clause="C-ERR-3")
         for name, want in (expect.headers if expect else {}).items():
             got = ex.headers.get(name.lower())
             if isinstance(want, Matcher):
@@ -402,6 +416,20 @@ class ScenarioRun:
             if problem:
                 self.result.fail("expect", f"{what}header {name}: {problem}",
                                  step=index, expected=want, actual=got, clause=clause)
+
+    def _render_expected(self, index: int, value: Any, key: str) -> Any:
+        """``value`` with its variables filled in, also inside matchers (``!instant ${t}``)."""
+        if isinstance(value, Matcher):
+            arg = template.render(value.arg, self.variables, location=self._where(index),
+                                  key=f"steps[{index}].{key}")
+            return Matcher(value.kind, str(arg))
+        if isinstance(value, dict):
+            return {k: self._render_expected(index, v, f"{key}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._render_expected(index, v, f"{key}[{i}]")
+                    for i, v in enumerate(value)]
+        return template.render(value, self.variables, location=self._where(index),
+                               key=f"steps[{index}].{key}")
 
     def load_fixture(self, index: int, name: str) -> Any:
         candidates = [self.scenario.file.parent / name, self.ctx.fixtures_dir / name]

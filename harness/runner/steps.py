@@ -11,11 +11,11 @@ from uuid import UUID
 
 from harness.contract import oracle
 from harness.errors import ScenarioError
-from harness.provider import ErrorAnswer, Reply
+from harness.provider import ErrorAnswer, RawAnswer, Reply
 from harness.runner.client import Chat, Sync
-from harness.runner.match import mismatches, short
+from harness.runner.match import mismatches, short, status_matches
 from harness.runner.result import Exchange
-from harness.scenario import template
+from harness.scenario import lint, template
 from harness.scenario.model import (
     ChatStep,
     DbStep,
@@ -82,9 +82,11 @@ async def retry(run: ScenarioRun, index: int, step: RetryStep) -> None:
     if step.retry == "last":
         failed = [m for m in client.history if m["role"] == "user" and m.get("error")]
         if not failed:
-            raise ScenarioError("retry: last needs an earlier failed message", location=where,
-                                key=f"steps[{index}].retry",
-                                hint="put a chat step whose provider fails before it")
+            # the file names an earlier step whose provider fails (checked when it was
+            # loaded): that step's answer was a success, which is the backend's fault
+            _depends_on_failure(run, index, lint.retry_target(
+                run.scenario.steps, index, run.ctx.provider_timeout_ms))
+            return
         msg = failed[-1]
     else:
         sent = [c for c in client.chats if c.step == step.retry - 1 and c.sent_id]
@@ -93,9 +95,35 @@ async def retry(run: ScenarioRun, index: int, step: RetryStep) -> None:
                                 key=f"steps[{index}].retry", hint="name an earlier chat step")
         found = client.find_user(sent[0].sent_id)
         assert found is not None
+        if not found.get("error"):
+            _depends_on_failure(run, index, step.retry - 1)
+            return
         msg = found
     model = step.model or msg.get("originalModel") or run.scenario.header.model or ""
     await _converse(run, index, step, msg, str(model), streaming=step.streaming, retrying=True)
+
+
+def _depends_on_failure(run: ScenarioRun, index: int, failing: int | None) -> None:
+    """A retry whose message did not fail: blame the step that should have failed."""
+    if failing is None:
+        raise ScenarioError("retry needs an earlier failed message",
+                            location=run.scenario.location(index), key=f"steps[{index}].retry",
+                            hint="put a chat step whose provider fails before it")
+    outcome = lint.step_outcome(run.scenario.steps[failing], run.ctx.provider_timeout_ms)
+    assert outcome is not None
+    left = len(run.scenario.steps) - index - 1
+    stop(run, f"step {failing + 1} should have failed ({outcome.why}; "
+         f"{outcome.clause} makes that {outcome.describe()}) but the backend answered "
+         f"success; step {index + 1} retries its message and was not run"
+         + (f", nor the {left} step(s) after it" if left else ""), check="outcome",
+         clause=outcome.clause, step=failing)
+
+
+def stop(run: ScenarioRun, message: str, *, check: str, clause: str | None, step: int) -> None:
+    """The steps from here on cannot run because of an answer: fail at ``step`` (the one
+    whose answer it was), and run no more steps."""
+    run.result.fail(check, message, step=step, clause=clause)
+    run.stopped = message
 
 
 async def _converse(run: ScenarioRun, index: int, step: ChatStep | RetryStep,
@@ -121,7 +149,7 @@ async def _converse(run: ScenarioRun, index: int, step: ChatStep | RetryStep,
         if do_sync:
             await sync(run, index, step.actor, {"message": failed, "sessionId": client.session_id})
     capture(run, index, step, {"response": ex.response_body, "message": msg, "request": body,
-                               "data": data or {}})
+                               "data": data or {}}, ex)
 
 
 def parse_stream(ex: Exchange) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -145,18 +173,27 @@ def parse_stream(ex: Exchange) -> tuple[str, dict[str, Any] | None, str | None]:
 
 def check_outcome(run: ScenarioRun, index: int, step: Step, ex: Exchange, *, streaming: bool
                   ) -> tuple[dict[str, Any] | None, str]:
-    """Judge a chat/stream answer; return (data on success, error text on failure)."""
+    """Judge a chat/stream answer; return (data on success, error text on failure).
+
+    The provider script is an oracle: whatever the scenario's ``expect:`` says,
+    the answer is held to what the contract makes of what the provider did
+    (C-CHAT-3/4/5, C-STREAM-1..3), as the ``outcome`` check.
+    """
     answers = run.answers(step)
     outcome = oracle.expected_outcome(answers, timeout_ms=run.ctx.provider_timeout_ms,
                                       stream=streaming)
-    what = ("the provider was scripted " + " then ".join(_brief(a) for a in answers) + ": "
-            if answers else "")
-    if step.expect is not None or outcome is None:
-        run.check_expect(index, ex, step.expect, default="2xx")
-    else:
-        run.check_expect(index, ex, None, default=outcome.status, clause="C-CHAT-5", what=what)
-        if ex.status == outcome.status and outcome.code is not None:
-            _check_error(run, index, ex, outcome, answers, what)
+    if not run.scenario.check_enabled("outcome"):
+        outcome = None
+    expect = step.expect
+    if outcome is not None:
+        _judge_status(run, index, ex, outcome, answers)
+        if expect is not None and expect.status is not None and status_matches(
+                expect.status, outcome.status):
+            expect = expect.model_copy(update={"status": None})  # judged once, above
+    if expect is not None or outcome is None:
+        run.check_expect(index, ex, expect, default=None if outcome else "2xx")
+    if outcome is not None:
+        ex.expected = outcome.status if ex.expected is None else ex.expected
     if ex.status != 200:
         error = ex.json().get("error")
         return None, error if isinstance(error, str) and error else "Message failed"
@@ -166,7 +203,7 @@ def check_outcome(run: ScenarioRun, index: int, step: Step, ex: Exchange, *, str
             run.result.fail("expect", "a 200 answer without a 'data' object", step=index,
                             expected="{data: {...}}", actual=ex.response_body, clause="C-CHAT-4")
             return None, "Message failed"
-        _check_reply(run, index, data, answers, outcome, what)
+        _check_reply(run, index, data, answers, outcome, ex)
         return data, ""
     text, final, problem = parse_stream(ex)
     if problem:
@@ -174,69 +211,121 @@ def check_outcome(run: ScenarioRun, index: int, step: Step, ex: Exchange, *, str
                         actual=short(ex.response_body, 300), clause="C-STREAM-1")
     if final is None:
         return None, "Message failed"
-    want_error = outcome.stream_error if outcome and step.expect is None else None
     if STREAM_ERROR in final:
         err = final[STREAM_ERROR] if isinstance(final[STREAM_ERROR], dict) else {}
-        if outcome is not None and step.expect is None and want_error != err.get("code"):
-            run.result.fail("stream", f"{what}the stream ended with {STREAM_ERROR} code "
-                            f"{err.get('code')!r}, expected "
-                            + (f"{want_error!r}" if want_error else "a completed stream"),
-                            step=index, expected=want_error, actual=final, clause="C-STREAM-3")
+        if outcome is not None and outcome.stream_error != err.get("code"):
+            wanted = (f"{STREAM_ERROR} {outcome.stream_error!r}" if outcome.stream_error
+                      else "a complete stream ending with __FINAL_METADATA__")
+            run.result.fail(
+                "outcome", f"{outcome.why}: {_clause_says(outcome)} {wanted}; the backend "
+                f"ended the stream with {STREAM_ERROR} code {err.get('code')!r}",
+                step=index, expected=outcome.stream_error or FINAL, actual=final,
+                clause=outcome.clause)
         message = err.get("error")
         return None, message if isinstance(message, str) and message else "Message failed"
     data = final[FINAL] if isinstance(final[FINAL], dict) else {}
-    if want_error:
-        run.result.fail("stream", f"{what}the stream completed, expected it to end with "
-                        f"{STREAM_ERROR} {want_error!r}", step=index, expected=want_error,
-                        actual=final, clause="C-STREAM-3")
+    if outcome is not None and outcome.stream_error:
+        run.result.fail(
+            "outcome", f"{outcome.why}: {_clause_says(outcome)} a stream ending with "
+            f"{STREAM_ERROR} {outcome.stream_error!r}; the backend ended it with {FINAL} "
+            "(a success)", step=index, expected=outcome.stream_error, actual=final,
+            clause=outcome.clause)
     if data.get("response") != text:
         run.result.fail("stream", "the streamed text differs from __FINAL_METADATA__.response",
                         step=index, expected=short(data.get("response"), 300),
                         actual=short(text, 300), clause="C-STREAM-1")
-    _check_reply(run, index, data, answers, outcome, what)
+    _check_reply(run, index, data, answers, outcome, ex)
     return data, ""
 
 
-def _check_error(run: ScenarioRun, index: int, ex: Exchange, outcome: oracle.Outcome,
-                 answers: list[Any], what: str) -> None:
+def _clause_says(outcome: oracle.Outcome) -> str:
+    return f"{outcome.clause} makes that"
+
+
+def _judge_status(run: ScenarioRun, index: int, ex: Exchange, outcome: oracle.Outcome,
+                  answers: list[Any]) -> None:
+    """The answer's status and error code against the oracle's (the ``outcome`` check)."""
+    says = f"{outcome.why}: {_clause_says(outcome)} {outcome.describe()}"
+    if ex.error:
+        run.result.fail("outcome", f"{ex.method} {ex.path} got no answer: {ex.error} "
+                        f"({says})", step=index, expected=outcome.status, actual=None,
+                        clause=outcome.clause)
+        return
+    if ex.status != outcome.status:
+        turned = (" (a success)" if 200 <= ex.status < 300 and outcome.status != 200
+                  else "")
+        run.result.fail("outcome", f"{says}; the backend answered {ex.brief()}{turned}",
+                        step=index, expected=outcome.status,
+                        actual={"status": ex.status, "body": ex.response_body},
+                        clause=outcome.clause)
+        return
+    if outcome.code is None:
+        return
     got_code = ex.json().get("code")
     if got_code != outcome.code:
-        run.result.fail("expect", f"{what}expected code {outcome.code!r}, got {got_code!r}",
-                        step=index, expected=outcome.code, actual=ex.response_body,
-                        clause="C-ERR-2")
+        run.result.fail("outcome", f"{says}; the backend answered {ex.status} with code "
+                        f"{got_code!r}", step=index, expected=outcome.code,
+                        actual=ex.response_body, clause="C-ERR-2")
     last = answers[-1] if answers else None
     if isinstance(last, ErrorAnswer) and last.status in (429, 503):
         want = oracle.retry_after_seconds(last.retry_after)
         got = ex.json().get("retryAfter")
         header = ex.headers.get("retry-after")
         slack = 2 if isinstance(last.retry_after, str) and not last.retry_after.isdigit() else 0
-        if not isinstance(got, int) or abs(got - want) > slack:
-            run.result.fail("expect", f"{what}expected retryAfter {want}, got {got!r}",
-                            step=index, expected=want, actual=got, clause="C-CHAT-5")
-        if header is None or not header.isdigit() or abs(int(header) - want) > slack:
-            run.result.fail("expect", f"{what}expected header Retry-After: {want}, got {header!r}",
-                            step=index, expected=want, actual=header, clause="C-CHAT-5")
+        if not isinstance(got, int) or isinstance(got, bool) or abs(got - want) > slack:
+            run.result.fail("outcome", f"{outcome.why}: C-CHAT-5 makes that retryAfter {want}; "
+                            f"the backend sent {got!r}", step=index, expected=want, actual=got,
+                            clause="C-CHAT-5")
+        if header is None or not header.strip().isdigit() or abs(int(header) - want) > slack:
+            run.result.fail("outcome", f"{outcome.why}: C-CHAT-5 makes that a Retry-After: "
+                            f"{want} header; the backend sent {header!r}", step=index,
+                            expected=want, actual=header, clause="C-CHAT-5")
 
 
 def _check_reply(run: ScenarioRun, index: int, data: dict[str, Any], answers: list[Any],
-                 outcome: oracle.Outcome | None, what: str) -> None:
-    """C-CHAT-4: the answer is the provider's text, with a request_id and usage."""
-    reply = next((a for a in answers if isinstance(a, Reply)), None)
-    if reply is None or outcome is None or outcome.status != 200:
+                 outcome: oracle.Outcome | None, ex: Exchange) -> None:
+    """C-CHAT-4: the answer is the provider's text and model, with its usage."""
+    if outcome is None or outcome.failed:
         return
-    if data.get("response") != reply.content:
-        run.result.fail("expect", f"{what}data.response is not the provider's text",
-                        step=index, expected=short(reply.content, 200),
+    last = answers[-1]
+    if isinstance(last, Reply):
+        text: str | None = last.content
+    elif isinstance(last, RawAnswer):
+        text = oracle.raw_completion_text(last.body)
+    else:
+        return
+    what = f"{outcome.why}: "
+    if data.get("response") != text:
+        run.result.fail("outcome", f"{what}data.response is not the provider's text",
+                        step=index, expected=short(text, 200),
                         actual=short(data.get("response"), 200), clause="C-CHAT-4")
     usage = data.get("usage")
+    counts = ("prompt_tokens", "completion_tokens", "total_tokens")
     if not isinstance(usage, dict) or not all(
-        isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens",
-                                                "total_tokens")
+        isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) for k in counts
     ):
-        run.result.fail("expect", f"{what}data.usage needs three integer counts "
+        run.result.fail("outcome", f"{what}data.usage needs three integer counts "
                         "(zeros where the provider sent none)", step=index,
-                        expected="prompt_tokens, completion_tokens, total_tokens",
-                        actual=usage, clause="C-CHAT-4")
+                        expected=", ".join(counts), actual=usage, clause="C-CHAT-4")
+    elif isinstance(last, Reply) and (last.omit_usage or last.usage is not None):
+        want = {k: 0 if last.omit_usage else int((last.usage or {}).get(k, 0)) for k in counts}
+        got = {k: usage.get(k) for k in counts}
+        if got != want:
+            run.result.fail("outcome", f"{what}data.usage {got} is not the provider's counts "
+                            f"{want} (zeros for what it left out)", step=index, expected=want,
+                            actual=usage, clause="C-CHAT-4")
+    request = ex.request_body if isinstance(ex.request_body, dict) else {}
+    if isinstance(last, Reply):
+        model = last.model or request.get("model")
+        if model is not None and data.get("model") != model:
+            run.result.fail("outcome", f"{what}data.model is {data.get('model')!r}, expected "
+                            f"{model!r} (the provider's model, else the request's)",
+                            step=index, expected=model, actual=data.get("model"),
+                            clause="C-CHAT-4")
+        if last.id is not None and data.get("id") != last.id:
+            run.result.fail("outcome", f"{what}data.id is {data.get('id')!r}, expected the "
+                            f"provider's generation id {last.id!r}", step=index,
+                            expected=last.id, actual=data.get("id"), clause="C-CHAT-4")
 
 
 # -- syncs -------------------------------------------------------------------------
@@ -309,7 +398,7 @@ async def http(run: ScenarioRun, index: int, step: HttpStep) -> None:
         run.check_expect(index, ex, step.expect, default="2xx")
     if method == "POST" and route == "/api/chat/messages" and isinstance(body, dict):
         run.client.syncs.append(Sync(step=index, actor=step.actor, body=body, status=ex.status))
-    capture(run, index, step, {"response": ex.response_body, "request": body})
+    capture(run, index, step, {"response": ex.response_body, "request": body}, ex)
 
 
 def _plain(value: Any) -> Any:
@@ -353,24 +442,38 @@ async def db(run: ScenarioRun, index: int, step: DbStep) -> None:
     capture(run, index, step, {"response": rows, "rows": rows})
 
 
-def capture(run: ScenarioRun, index: int, step: Step, sources: dict[str, Any]) -> None:
+# what a capture may read that the client made itself (not the backend's answer)
+_CLIENT_SIDE = ("message", "request")
+
+
+def capture(run: ScenarioRun, index: int, step: Step, sources: dict[str, Any],
+            answered: Exchange | None = None) -> None:
     for name, path in step.capture.items():
         root, _, rest = path.partition(".")
-        doc, sub = (sources[root], rest) if root in sources and rest else (
-            sources["response"], path)
-        value = template.dig(doc, sub)
-        if template.is_missing(value):
+        if not (root in sources and rest):
+            root, rest = "response", path
+        value = template.dig(sources[root], rest)
+        if not template.is_missing(value):
+            run.variables[name] = value
+            continue
+        if root in _CLIENT_SIDE:
             raise ScenarioError(
-                f"nothing at {path!r} in the answer to capture as {name!r}",
+                f"nothing at {path!r} in what the client sent, to capture as {name!r}",
                 location=run.scenario.location(index), key=f"steps[{index}].capture.{name}",
-                hint=f"the answer was {short(sources['response'], 200)}",
+                hint=f"it sent {short(sources[root], 200)}",
             )
-        run.variables[name] = value
+        # the backend's answer lacks it: later steps that use it cannot run
+        left = len(run.scenario.steps) - index - 1
+        stop(run, f"the backend's answer has nothing at {path!r} to capture as {name!r} "
+             f"(it answered {short(sources['response'], 200)}); later steps use it"
+             + (f": the {left} step(s) after this one were not run" if left else ""),
+             check="expect", clause=_clause_of(answered), step=index)
+        return
 
 
-def _brief(answer: Any) -> str:
-    if isinstance(answer, ErrorAnswer):
-        return str(answer.status)
-    if isinstance(answer, Reply):
-        return "a reply"
-    return f"a raw {answer.status}"
+def _clause_of(answered: Exchange | None) -> str | None:
+    """The clause that fixes the shape of an answer (its route's)."""
+    from harness.contract.openapi import operation_for
+
+    op = operation_for(answered.method, answered.path) if answered is not None else None
+    return op.clause if op is not None else None

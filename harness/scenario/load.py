@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import Location, ScenarioError
-from harness.scenario import yamlsource
+from harness.scenario import lint, yamlsource
 from harness.scenario.model import (
     HTTP_METHODS,
     STEP_KINDS,
@@ -344,6 +344,7 @@ def load_file(path: Path, *, display: str | None = None) -> list[Scenario]:
                           fallback_line=values.line_of(i))
         combos = [dict(zip(keys, values, strict=True))
                   for values in itertools.product(*(header.matrix[k] for k in keys))]
+    lint.check(header, steps, doc, shown)
     out = []
     for params in combos:
         client_raw = {**header.client.model_dump(), **params}

@@ -118,6 +118,8 @@ class Expect(_Strict):
 
     status: int | Literal["2xx", "4xx", "5xx"] | list[int] | None = None
     body: Any = None  # a partial match: listed keys must be there with these values
+    # C-ERR-3: an error's text (its `error` or `details`) names this field
+    names_field: str | None = Field(default=None, min_length=1)
     headers: dict[str, Any] = Field(default_factory=dict)  # a string or a matcher (!any, ...)
     provider: ProviderExpect | None = None
     rows: list[dict[str, Any]] | None = None  # db steps: exactly these rows (partial per row)
@@ -234,7 +236,7 @@ STEP_KINDS: dict[str, type[_Step]] = {
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 CHECKS = ("pairing", "context", "order", "lost", "rows", "idempotent", "provider_script",
-          "envelope", "server_error", "schema")
+          "outcome", "envelope", "server_error", "schema")
 
 
 class ClientOptions(_Strict):

@@ -8,7 +8,8 @@ from typing import Any
 
 from harness.errors import Location, ScenarioError
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+# ``${name}``, or ``$${name}``: the escape for the literal text ``${name}``
+_VAR = re.compile(r"(\$?)\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 _MISSING = object()
 
 
@@ -17,12 +18,14 @@ def render(value: Any, variables: Mapping[str, Any], *, location: Location, key:
 
     A string that is exactly ``${name}`` takes the variable's value as is (a
     number stays a number); inside longer text it is formatted as text.
+    ``$${name}`` is the text ``${name}`` itself.
     """
     if isinstance(value, str):
         whole = _VAR.fullmatch(value)
-        if whole:
-            return _lookup(whole.group(1), variables, location, key)
-        return _VAR.sub(lambda m: str(_lookup(m.group(1), variables, location, key)), value)
+        if whole and not whole.group(1):
+            return _lookup(whole.group(2), variables, location, key)
+        return _VAR.sub(lambda m: "${" + m.group(2) + "}" if m.group(1) else str(
+            _lookup(m.group(2), variables, location, key)), value)
     if isinstance(value, dict):
         return {k: render(v, variables, location=location, key=f"{key}.{k}")
                 for k, v in value.items()}
@@ -62,3 +65,25 @@ def dig(document: Any, path: str) -> Any:
 
 def is_missing(value: Any) -> bool:
     return value is _MISSING
+
+
+def names(value: Any) -> list[str]:
+    """The variables every string inside ``value`` uses (escaped ones are text)."""
+    if isinstance(value, str):
+        return [m.group(2) for m in _VAR.finditer(value) if not m.group(1)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in names(v)]
+    if isinstance(value, list | tuple):
+        return [n for v in value for n in names(v)]
+    return []
+
+
+def escape(value: Any) -> Any:
+    """``value`` with every ``${`` in its strings written as ``$${`` (text, not a variable)."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {k: escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape(v) for v in value]
+    return value

@@ -82,7 +82,7 @@ class _ContentError(yaml.constructor.ConstructorError):
 
 
 MATCHER_HINT = ("tags: !any, !absent, !type string|integer|number|boolean|list|object|null,"
-                " !re PATTERN, !repeat {text, times, prefix, suffix}")
+                " !re PATTERN, !instant TIMESTAMP, !repeat {text, times, prefix, suffix}")
 
 
 class _MatcherError(_ContentError):
@@ -93,7 +93,7 @@ class _MatcherError(_ContentError):
 
 
 def _construct_matcher(loader: _Loader, node: yaml.Node) -> Any:
-    """``!any``, ``!absent``, ``!type NAME`` and ``!re PATTERN`` in expectations."""
+    """``!any``, ``!absent``, ``!type NAME``, ``!re PATTERN``, ``!instant TS`` in expectations."""
     import re
 
     from harness.runner.match import TYPES, Matcher
@@ -117,10 +117,17 @@ def _construct_matcher(loader: _Loader, node: yaml.Node) -> Any:
             raise _MatcherError(
                 None, None, f"!re {arg!r} is not a regular expression: {exc}",
                 node.start_mark) from None
+    if kind == "instant" and "${" not in arg:
+        from harness.contract.oracle import parse_ts
+
+        if parse_ts(arg) is None:
+            raise _MatcherError(
+                None, None, f"!instant takes an ISO-8601 timestamp (got {arg!r})",
+                node.start_mark)
     return Matcher(kind, arg)
 
 
-for _tag in ("!any", "!absent", "!type", "!re"):
+for _tag in ("!any", "!absent", "!type", "!re", "!instant"):
     _Loader.add_constructor(_tag, _construct_matcher)
 
 _REPEAT_KEYS = {"text", "times", "prefix", "suffix"}

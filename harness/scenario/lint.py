@@ -1,0 +1,218 @@
+"""What a scenario gets wrong that can be told before it runs.
+
+The models check each key's shape; these rules check the steps against each
+other and against the contract: a chat step needs a model; a retry needs an
+earlier step whose provider script makes its message fail; a resync needs an
+earlier sync; a variable needs a capture in an earlier step; an expectation
+cannot contradict what the contract makes of the step's provider script; and
+``covers:`` names clauses of the contract.
+
+What fails here is the author's. What can only fail while the scenario runs
+(the backend answered success where the script says failure, an answer lacks
+a field a capture reads) is the backend's, and the runner reports it as a
+failure at the step that caused it (:mod:`harness.runner.steps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.contract import oracle
+from harness.errors import Location, ScenarioError
+from harness.scenario import template, yamlsource
+from harness.scenario.model import (
+    ChatStep,
+    Header,
+    HttpStep,
+    ParallelStep,
+    ResyncStep,
+    RetryStep,
+    Step,
+    StreamStep,
+)
+
+# The provider timeout the rules assume; a run's own (C-RUN-1's PROVIDER_TIMEOUT_MS)
+# only matters for answers scripted with a bare delay_ms near it.
+TIMEOUT_MS = 1000
+BUILTINS = ("session_id", "user_id", "provider_api_key")
+_CHAT_ROUTES = ("/api/chat", "/api/chat/stream")
+
+
+def step_outcome(step: Step, timeout_ms: int = TIMEOUT_MS) -> oracle.Outcome | None:
+    """What the contract makes of a step's provider script (None: not decided by it)."""
+    if isinstance(step, ChatStep | RetryStep):
+        stream = isinstance(step, StreamStep) or (isinstance(step, RetryStep) and step.streaming)
+    elif isinstance(step, HttpStep) and _chat_route(step) is not None:
+        stream = _chat_route(step) == "/api/chat/stream"
+    else:
+        return None
+    answers = [spec.to_answer(timeout_ms) for spec in step.answers()]
+    return oracle.expected_outcome(answers, timeout_ms=timeout_ms, stream=stream)
+
+
+def _chat_route(step: HttpStep) -> str | None:
+    method, _, path = step.http.partition(" ")
+    route = path.strip().split("?")[0]
+    return route if method == "POST" and route in _CHAT_ROUTES else None
+
+
+def retry_target(steps: Sequence[Step], index: int, timeout_ms: int = TIMEOUT_MS) -> int | None:
+    """The step whose message the retry at ``index`` resends, as the scripts decide.
+
+    Steps are played in order: a chat whose script fails leaves its message
+    failed; a retry whose script succeeds clears it. None: no message is
+    failed at that point (or a script the contract does not decide came first,
+    and anything may be).
+    """
+    failed: list[int] = []  # steps whose message is failed, in order
+    for j, step in enumerate(steps[:index + 1]):
+        if isinstance(step, RetryStep):
+            target = _target(step, failed)
+            if j == index:
+                return target
+            outcome = step_outcome(step, timeout_ms)
+            if target is not None and outcome is not None and not outcome.failed:
+                failed.remove(target)
+        elif isinstance(step, ChatStep):
+            outcome = step_outcome(step, timeout_ms)
+            if outcome is None or outcome.failed:
+                failed.append(j)
+    return None
+
+
+def _target(step: RetryStep, failed: list[int]) -> int | None:
+    if step.retry == "last":
+        return failed[-1] if failed else None
+    return step.retry - 1 if step.retry - 1 in failed else None
+
+
+def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: str) -> None:
+    """Raise the first :class:`ScenarioError` of the rules above, located in the file."""
+    raw_steps = doc["steps"]
+    _covers(header, doc, display)
+    known = set(BUILTINS)
+    synced = False
+    for index, step in enumerate(steps):
+        raw = raw_steps[index]
+
+        def where(key: str | None = None, raw: Any = raw, index: int = index) -> Location:
+            line = raw.line_of(key) if key and isinstance(raw, yamlsource.Node) else 0
+            return Location(display, line or raw_steps.line_of(index))
+
+        key = f"steps[{index}]"
+        _variables(step, known, where(), key)
+        if isinstance(step, ChatStep) and not (step.model or header.model):
+            raise ScenarioError("a chat step needs a model", location=where(), key=f"{key}.model",
+                                hint="add 'model:' to the step or to the scenario")
+        if isinstance(step, ChatStep) and step.at is not None and oracle.parse_ts(
+                step.at) is None:
+            raise ScenarioError(f"expected an ISO-8601 timestamp, got {step.at!r}",
+                                location=where("at"), key=f"{key}.at",
+                                hint="e.g. 2025-08-12T14:35:45.281Z")
+        if isinstance(step, RetryStep):
+            _retry(steps, index, step, where("retry"), key)
+        subs = step.parsed if isinstance(step, ParallelStep) else (step,)
+        if any(isinstance(s, ResyncStep) for s in subs) and not synced:
+            raise ScenarioError("resync needs an earlier sync", location=where(), key=key,
+                                hint="put a chat step (or an http POST /api/chat/messages) "
+                                "before it")
+        _expectation(step, where, key)
+        synced = synced or any(_syncs(s) for s in subs)
+        known.update(name for s in subs for name in s.capture)
+
+
+def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
+    if not header.covers:
+        return
+    from harness.contract.clauses import clause_ids
+    from harness.coverage import UnknownClause, suggest
+
+    ids = clause_ids()
+    for i, clause in enumerate(header.covers):
+        if clause not in ids:
+            raise UnknownClause(
+                clause=clause, scenario=header.name or display,
+                location=Location(display, doc["covers"].line_of(i)), key=f"covers[{i}]",
+                suggestion=suggest(clause, ids),
+            ).error()
+
+
+def _syncs(step: Step) -> bool:
+    """Whether the step makes the client store something (what a resync sends again)."""
+    if isinstance(step, ChatStep):
+        return step.sync
+    if isinstance(step, RetryStep):
+        return True
+    if isinstance(step, HttpStep):
+        method, _, path = step.http.partition(" ")
+        return method == "POST" and path.strip().split("?")[0] == "/api/chat/messages"
+    return isinstance(step, ResyncStep)
+
+
+def _retry(steps: Sequence[Step], index: int, step: RetryStep, where: Location, key: str
+           ) -> None:
+    if step.retry != "last":
+        n = step.retry
+        if not 1 <= n <= index:
+            raise ScenarioError(f"retry: {n} names no earlier step (this is step {index + 1})",
+                                location=where, key=f"{key}.retry",
+                                hint=f"name a chat step among steps 1 to {index}"
+                                if index else "put a chat step whose provider fails first")
+        if not isinstance(steps[n - 1], ChatStep | RetryStep):
+            raise ScenarioError(f"retry: {n} names a {steps[n - 1].kind} step, which sends "
+                                "no chat message", location=where, key=f"{key}.retry",
+                                hint="name a chat or stream step whose provider fails")
+    if retry_target(steps, index) is not None:
+        return
+    if step.retry == "last":
+        raise ScenarioError(
+            "retry: last needs an earlier failed message: no earlier step's provider "
+            "script fails (or its failure was already retried)",
+            location=where, key=f"{key}.retry",
+            hint="put a chat step whose provider fails before it, e.g. "
+            "'provider: {status: 429}'")
+    outcome = step_outcome(steps[step.retry - 1])
+    why = f" ({outcome.why})" if outcome is not None else ""
+    raise ScenarioError(
+        f"retry: {step.retry} resends the message of step {step.retry}, which does not "
+        f"fail{why} or was already retried", location=where, key=f"{key}.retry",
+        hint="give that step a provider script that fails, e.g. 'provider: {status: 503}'")
+
+
+def _expectation(step: Step, where: Any, key: str) -> None:
+    """An expectation that contradicts the contract's answer to the script cannot pass."""
+    from harness.runner.match import status_matches
+
+    outcome = step_outcome(step)
+    expect = step.expect
+    if outcome is None or expect is None:
+        return
+    what = f"{outcome.why}, and {outcome.clause} makes that {outcome.describe()}"
+    if expect.status is not None and not status_matches(expect.status, outcome.status):
+        raise ScenarioError(
+            f"expect.status {expect.status} contradicts the contract: {what}",
+            location=where("expect"), key=f"{key}.expect.status",
+            hint="leave the status out (the provider script decides it), or change the script")
+    code = expect.body.get("code") if isinstance(expect.body, dict) else None
+    if isinstance(code, str) and outcome.code is not None and code != outcome.code:
+        raise ScenarioError(
+            f"expect.body.code {code!r} contradicts the contract: {what}",
+            location=where("expect"), key=f"{key}.expect.body.code",
+            hint="leave the code out (the provider script decides it), or change the script")
+
+
+def _variables(step: Step, known: set[str], where: Location, key: str) -> None:
+    """Every ``${name}`` the step uses is a built-in or an earlier step's capture."""
+    for name in sorted(set(template.names(step.model_dump(exclude={"capture"})))):
+        if (name in known or name.startswith("users.")
+                or (name.startswith("http_date.") and name[10:].isdigit())):
+            continue
+        listed = ", ".join(sorted(known))
+        raise ScenarioError(
+            f"unknown variable ${{{name}}}", location=where, key=key,
+            hint=f"capture it in an earlier step (capture: {{{name}: data.request_id}}); "
+            f"known here: {listed}")
+
+
+__all__ = ["BUILTINS", "check", "retry_target", "step_outcome"]

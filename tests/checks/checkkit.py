@@ -1,0 +1,301 @@
+"""A hand-built backend for the checks' own tests: in memory, no PostgreSQL, not the reference.
+
+Each check is proven both ways over runs of this backend: a test gives it the
+wrong answer a rule forbids (the check must flag it, with its message and
+clause) or a correct answer that differs from the reference's (extra fields,
+other key order, other ids and texts: the check must let it pass).
+
+:class:`Backend` answers the contract's routes from dictionaries, correctly
+for what the checks read (stores are upserts, reads are in conversation
+order). A test replaces one route's answer with a hook. The scripted provider
+engine plays the provider; a chat hook reaches it with ``call(body)``, which
+makes one provider call and returns what the provider sent.
+
+Imported by name from the tests next to it (pytest puts this folder on
+``sys.path``; the folder is not a package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.contract import oracle
+from harness.provider.engine import Outgoing, ScriptedProvider
+from harness.runner.result import Failure, ScenarioResult
+from harness.runner.run import RunContext, ScenarioRun
+from harness.scenario.load import Scenario, load_file
+
+NOW = "2025-08-12T14:34:08.861Z"
+SECRET = "checkkit-secret-checkkit-secret-32b"
+TIMEOUT_MS = 1000
+JSON_HEADERS = {"content-type": "application/json"}
+
+# A chat hook: (request body, streaming?, call) -> the answer.
+Call = Callable[[dict[str, Any]], "Sent"]
+ChatHook = Callable[[dict[str, Any], bool, Call], httpx.Response]
+
+
+@dataclass
+class Sent:
+    """What the provider sent for one call."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes  # a plain answer's body
+    delay_ms: float  # before the headers
+    events: list[tuple[float, Any]]  # a stream's events: (ms waited before it, data or "[DONE]")
+    cut: bool  # the connection dropped at the end
+
+
+def _events(chunks: tuple[tuple[float, bytes], ...]) -> list[tuple[float, Any]]:
+    out: list[tuple[float, Any]] = []
+    for wait, data in chunks:
+        for line in data.decode().splitlines():
+            if line.startswith("data: "):
+                payload = line[6:]
+                out.append((wait * 1000, payload if payload == "[DONE]" else json.loads(payload)))
+    return out
+
+
+def scenario(tmp_path: Path, text: str, name: str = "case") -> Scenario:
+    """A scenario from YAML text (dedented), loaded as a file would be."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    (loaded,) = load_file(path)
+    return loaded
+
+
+def response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, headers={**JSON_HEADERS, **(headers or {})},
+                          content=json.dumps(body).encode())
+
+
+def error(status: int, code: str, text: str = "It failed", **extra: Any) -> httpx.Response:
+    """An error answer in the C-ERR-1 envelope; ``retryAfter`` also goes in the header."""
+    headers = {"retry-after": str(extra["retryAfter"])} if "retryAfter" in extra else {}
+    return response(status, {"error": text, "code": code, "timestamp": NOW, **extra}, headers)
+
+
+def chat_data(body: dict[str, Any], text: str, **extra: Any) -> dict[str, Any]:
+    """C-CHAT-4's ``data`` for ``body``: request_id as the oracle names it."""
+    return {
+        "response": text,
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "request_id": oracle.expected_request_id(body), "timestamp": NOW, "elapsed_ms": 5,
+        "contentType": "text", "id": None, "model": body.get("model"), **extra,
+    }
+
+
+def success(body: dict[str, Any], text: str, **extra: Any) -> httpx.Response:
+    return response(200, {"data": chat_data(body, text, **extra), "timestamp": NOW})
+
+
+def stream(text: str, last: dict[str, Any]) -> httpx.Response:
+    """A 200 stream: the text, a newline, then the final line (C-STREAM-1)."""
+    return httpx.Response(200, headers={"content-type": "text/plain; charset=utf-8"},
+                          content=(text + "\n" + json.dumps(last)).encode())
+
+
+def stream_ok(body: dict[str, Any], text: str, **extra: Any) -> httpx.Response:
+    return stream(text, {"__FINAL_METADATA__": chat_data(body, text, **extra)})
+
+
+def stream_failed(text: str, code: str, message: str = "the provider failed"
+                  ) -> httpx.Response:
+    return stream(text, {"__STREAM_ERROR__": {"code": code, "error": message}})
+
+
+@dataclass
+class Backend:
+    """An in-memory backend: correct for what the checks read, one hook per route."""
+
+    engine: ScriptedProvider = field(default_factory=ScriptedProvider)
+    chat: ChatHook | None = None
+    store: Callable[[dict[str, Any], Backend], httpx.Response | None] | None = None
+    read: Callable[[str, Backend], httpx.Response | None] | None = None
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> stored item
+    requests: list[httpx.Request] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- the provider, for hooks ------------------------------------------------
+    def call(self, body: dict[str, Any], *, stream: bool = False) -> Sent:
+        request = {"model": body.get("model"), "messages": oracle.expected_context(body)}
+        if stream:
+            request["stream"] = True
+        out: Outgoing = self.engine.handle(
+            "POST", "/api/v1/chat/completions", {"authorization": "Bearer k"},
+            json.dumps(request).encode())
+        chunks = out.chunks or ()
+        return Sent(out.status, out.headers, out.body, out.delay_s * 1000,
+                    _events(chunks) if stream else [], out.cut)
+
+    # -- the routes ---------------------------------------------------------------
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self._route(request)
+        rid = request.headers.get("x-request-id") or f"req-{next(self._ids)}"
+        answer.headers["x-request-id"] = rid
+        return answer
+
+    def _route(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        body: Any = json.loads(request.content) if request.content else {}
+        if path in ("/api/chat", "/api/chat/stream") and method == "POST":
+            streaming = path.endswith("stream")
+            hook = self.chat or contract_chat
+            return hook(body, streaming, lambda b: self.call(b, stream=streaming))
+        if path == "/api/chat/messages" and method == "POST":
+            custom = self.store(body, self) if self.store else None
+            return custom if custom is not None else self.stored(body)
+        if path == "/api/chat/messages" and method == "GET":
+            session = request.url.params.get("session_id", "")
+            custom = self.read(session, self) if self.read else None
+            return custom if custom is not None else self.conversation(session)
+        return error(404, "not_found", "no such route")
+
+    def stored(self, body: dict[str, Any]) -> httpx.Response:
+        """Upsert the batch (C-MSG-2), answer 201 with the items (C-MSG-8)."""
+        batch = body.get("messages") or [body.get("message")]
+        items = []
+        for m in batch:
+            row = self.rows.get(m["id"])
+            seq = row["_seq"] if row else next(self._seq)
+            self.rows[m["id"]] = {**item_of(m), "_session": body["sessionId"], "_seq": seq}
+            items.append(item_of(m))
+        return response(201, {"messages": items, "count": len(items), "success": True})
+
+    def conversation(self, session: str) -> httpx.Response:
+        """The session's items by timestamp, then first storage (C-MSG-9)."""
+        mine = [r for r in self.rows.values() if r["_session"] == session]
+        if not mine:
+            return error(404, "not_found", "no such session")
+        mine.sort(key=lambda r: (oracle.parse_ts(r["timestamp"]), r["_seq"]))
+        items = [{k: v for k, v in r.items() if not k.startswith("_")} for r in mine]
+        return response(200, {"messages": items, "count": len(items)})
+
+
+def item_of(m: dict[str, Any]) -> dict[str, Any]:
+    """A message as C-MSG-9 reads it back: defaults for what was not sent."""
+    stamp = oracle.parse_ts(m.get("timestamp")) or datetime.now(UTC)
+    item = {
+        "id": m["id"], "role": m["role"], "content": m["content"],
+        "input_tokens": m.get("input_tokens") or 0,
+        "output_tokens": m.get("output_tokens") or 0,
+        "total_tokens": m.get("total_tokens") or 0,
+        "user_message_id": m.get("user_message_id"),
+        "contentType": m.get("contentType") or "text", "elapsed_ms": m.get("elapsed_ms") or 0,
+        "completion_id": m.get("completion_id"), "timestamp": oracle.format_ts(stamp),
+        "error": bool(m.get("error")),
+        "error_message": (m.get("error_message") or "Message failed") if m.get("error")
+        else None,
+    }
+    item["originalModel" if m["role"] == "user" else "model"] = (
+        m.get("originalModel") if m["role"] == "user" else m.get("model"))
+    return item
+
+
+COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def contract_chat(body: dict[str, Any], streaming: bool, call: Call, **extra: Any
+                  ) -> httpx.Response:
+    """The provider's answers as the contract maps them (C-CHAT-3/4/5, C-STREAM-1..3).
+
+    Written from the contract for these tests, not from the reference; ``extra``
+    fields go into every success's data (benign differences).
+    """
+    for _ in range(1 + oracle.MAX_RETRIES):
+        sent = call(body)
+        if sent.delay_ms >= TIMEOUT_MS:
+            return error(504, "gateway_timeout", "the model took too long")
+        if sent.status != 200:
+            if sent.status >= 500 and sent.status != 503:
+                continue
+            return provider_error(sent.status, sent.headers.get("retry-after"))
+        if sent.cut and not sent.events:
+            continue  # the connection dropped: retried
+        answer = (_streamed(body, sent, extra) if streaming
+                  else _plain(body, sent, extra))
+        if answer is not None:
+            return answer
+    return error(502, "bad_gateway", "the provider kept failing")
+
+
+def provider_error(status: int, retry_after: str | None = None) -> httpx.Response:
+    code_status, code = oracle.map_provider_status(status)
+    if code_status in (429, 503):
+        seconds = oracle.retry_after_seconds(retry_after)
+        tips = {"suggestions": ["Try another model"]} if code_status == 429 else {}
+        return error(code_status, code, "upstream says wait", retryAfter=seconds, **tips)
+    return error(code_status, code, f"upstream answered {status}")
+
+
+def _plain(body: dict[str, Any], sent: Sent, extra: dict[str, Any]) -> httpx.Response:
+    text = oracle.raw_completion_text(sent.body.decode("utf-8", "replace"))
+    if text is None:
+        return error(502, "bad_gateway", "the provider's answer is unusable")
+    doc = json.loads(sent.body)
+    usage = {k: (doc.get("usage") or {}).get(k, 0) for k in COUNTS}
+    return success(body, text, **{"usage": usage, "id": doc.get("id"),
+                                  "model": doc.get("model") or body.get("model"), **extra})
+
+
+def _streamed(body: dict[str, Any], sent: Sent, extra: dict[str, Any]
+              ) -> httpx.Response | None:
+    """None: cut before the first token (retried like a dropped connection)."""
+    text, started, finished = "", False, False
+    data: dict[str, Any] = {"usage": dict.fromkeys(COUNTS, 0), "model": body.get("model")}
+    for wait, event in sent.events:
+        if wait >= TIMEOUT_MS:
+            return (stream_failed(text, "gateway_timeout") if started
+                    else error(504, "gateway_timeout", "no first token in time"))
+        if event == "[DONE]":
+            break
+        if isinstance(event.get("error"), dict):
+            if not started:
+                return provider_error(int(event["error"].get("code", 502)))
+            return stream_failed(text, oracle.map_provider_status(
+                int(event["error"].get("code", 502)))[1])
+        for choice in event.get("choices") or ():
+            piece = (choice.get("delta") or {}).get("content") or ""
+            started, text = started or bool(piece), text + piece
+            finished = finished or choice.get("finish_reason") not in (None, "error")
+        if isinstance(event.get("usage"), dict):
+            data["usage"] = {k: event["usage"].get(k, 0) for k in COUNTS}
+        data["model"] = event.get("model") or data["model"]
+        data["id"] = event.get("id")
+    if not finished:
+        return stream_failed(text, "bad_gateway") if started else None
+    if not text.strip():
+        return error(502, "bad_gateway", "an empty answer")
+    return stream_ok(body, text, **{**data, **extra})
+
+
+def run(scenario: Scenario, backend: Backend | None = None) -> ScenarioResult:
+    """Run ``scenario`` against ``backend`` (a correct one if None); its result."""
+    backend = backend or Backend()
+
+    async def go() -> ScenarioResult:
+        transport = httpx.MockTransport(backend.handle)
+        async with httpx.AsyncClient(transport=transport, base_url="http://backend.test") as c:
+            ctx = RunContext(client=c, provider=backend.engine, db=None, jwt_secret=SECRET,
+                             target="checkkit", provider_timeout_ms=TIMEOUT_MS)
+            return await ScenarioRun(scenario, ctx).execute()
+
+    return asyncio.run(go())
+
+
+def failures(result: ScenarioResult, check: str) -> list[Failure]:
+    """The failures of one check."""
+    return [f for f in result.failures if f.check == check]
