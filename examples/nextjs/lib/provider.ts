@@ -149,7 +149,9 @@ async function callProvider<T>(
     } catch (err) {
       deadline.clear();
       if (deadline.timedOut) throw gatewayTimeout();
-      throw err;
+      if (err instanceof ApiError || signal?.aborted) throw err;
+      // the connection broke while reading the answer: a connection error
+      lastFailure = badGateway("The model provider's connection broke", (err as Error).cause?.toString());
     }
   }
   throw lastFailure;
