@@ -11,12 +11,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = f"{sys.executable} -m harness.reference"
+# Parts .ci/run sets up (docker, chromium, packaging): their tests fail, not skip, without them
+REQUIRED = frozenset(os.environ.get("CHAT_HARNESS_REQUIRE", "").replace(",", " ").split())
+
+
+def unavailable(part: str, reason: str) -> NoReturn:
+    """Skip a test for want of ``part``, or fail it where CI said ``part`` is there
+    (``CHAT_HARNESS_REQUIRE``, set by .ci/run): a gate whose tests skip proves nothing."""
+    if part in REQUIRED:
+        pytest.fail(f"{reason}; but CHAT_HARNESS_REQUIRE says {part} is set up here")
+    pytest.skip(reason)
 
 
 def run_env(tmp: Path, **extra: str) -> dict[str, str]:

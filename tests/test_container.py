@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import poll_until
+from runs import poll_until, unavailable
 
 from harness.db import container as container_db
 from harness.db import image as image_db
@@ -28,10 +28,15 @@ from harness.errors import DatabaseError
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "fixtures" / "schema.sql"
 
-needs_docker = pytest.mark.skipif(
-    not container_db.docker_available(),
-    reason="no Docker engine answers (run .ci/docker-up to start one)",
-)
+
+
+@pytest.fixture(scope="module")
+def docker_engine() -> None:
+    if not container_db.docker_available():
+        unavailable("docker", "no Docker engine answers (run .ci/docker-up to start one)")
+
+
+needs_docker = pytest.mark.usefixtures("docker_engine")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import unavailable
 
 from harness.cli import main
 from harness.reporting import html, jsonfile, timeline
@@ -196,8 +197,8 @@ def png_pixels(data: bytes) -> tuple[int, int, Counter[bytes]]:
 def test_chromium_shows_the_failure_timeline(tmp_path: Path) -> None:
     browser = _chromium()
     if browser is None:
-        pytest.skip("no chromium binary on PATH (apt-get install chromium, or set "
-                    "CHAT_HARNESS_CHROMIUM): the report cannot be checked in a real browser")
+        unavailable("chromium", "no chromium binary on PATH (apt-get install chromium, or "
+                    "set CHAT_HARNESS_CHROMIUM): the report cannot be checked in a real browser")
     reports = tmp_path / "reports"
     run = subprocess.run(
         [sys.executable, "-m", "harness", "run", SEED, *MUTANTS, "--reports", str(reports),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import REFERENCE, ROOT, poll_until, processes_of, run_env
+from runs import REFERENCE, ROOT, poll_until, processes_of, run_env, unavailable
 
 SEED = 8_2025  # the moments are random, and the same in every run of this test
 # the black-box run is a subset: a whole black-box suite costs ~2x the in-process one
@@ -232,7 +232,7 @@ def test_a_signal_at_a_random_moment_leaves_nothing(
     moment: Moment, tmp_path: Path, run_tmp: Path, cache: Path
 ) -> None:
     if moment.db == "container" and not _docker_answers():
-        pytest.skip("no Docker engine answers here")
+        unavailable("docker", "no Docker engine answers here")
     tmp, reports = run_tmp, tmp_path / "reports"
     proc = _start(moment, tmp, reports, cache)
     out_file = tmp_path / "run.out"

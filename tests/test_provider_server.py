@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,20 +159,14 @@ def test_a_streamed_reply_arrives_in_chunks_ending_in_done(
     provider: RemoteProvider, http: httpx.Client
 ) -> None:
     text = "The quick brown fox jumps over the lazy dog."
-    provider.plan(Reply(text, chunk_chars=10, gap_ms=20, first_gap_ms=150))
+    provider.plan(Reply(text, chunk_chars=10, gap_ms=20))
     reads: list[bytes] = []
     with http.stream("POST", CHAT, json={**ASK, "stream": True}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/event-stream"
         assert r.headers["transfer-encoding"] == "chunked"
-        headers_at = time.monotonic()
-        first_content_at = None
-        for data in r.iter_raw():
-            reads.append(data)
-            if first_content_at is None and b'"content"' in data:
-                first_content_at = time.monotonic()
+        reads.extend(r.iter_raw())
     assert len(reads) >= 3  # the gaps keep the chunks apart on the wire
-    assert first_content_at is not None and first_content_at - headers_at >= 0.14
     events = _events(b"".join(reads))
     assert events[0] == ": OPENROUTER PROCESSING"
     assert events[-1] == "data: [DONE]"
@@ -181,6 +174,26 @@ def test_a_streamed_reply_arrives_in_chunks_ending_in_done(
     assert "".join(p["choices"][0]["delta"].get("content", "") for p in payloads) == text
     assert payloads[-1]["choices"][0]["finish_reason"] == "stop"
     assert "usage" in payloads[-1]
+
+
+def test_a_first_token_gap_is_really_waited_for(
+    provider: RemoteProvider, http: httpx.Client
+) -> None:
+    """What a backend's per-token timeout meets: the headers and the comment come,
+    then nothing until the first token (a client reading with a shorter timeout
+    than the gap gives up before any content)."""
+    provider.plan(Reply("late words", first_gap_ms=2000))
+    before_timeout = b""
+    with (
+        pytest.raises(httpx.ReadTimeout),
+        http.stream("POST", CHAT, json={**ASK, "stream": True},
+                    timeout=httpx.Timeout(10, read=0.2)) as r,
+    ):
+        assert r.status_code == 200
+        for data in r.iter_raw():
+            before_timeout += data
+    assert before_timeout.startswith(b": OPENROUTER PROCESSING")
+    assert b'"content"' not in before_timeout
 
 
 @pytest.mark.parametrize(("answer", "stream", "events"), [
@@ -210,12 +223,16 @@ def test_a_scripted_cut_breaks_the_connection_mid_body(
 
 
 def test_a_delay_is_real(provider: RemoteProvider, http: httpx.Client) -> None:
-    provider.plan(Reply("late", delay_ms=300))
-    started = time.monotonic()
+    """A scripted delay holds the answer back: a client with a shorter read timeout
+    than the delay gets none (as a backend's PROVIDER_TIMEOUT_MS would); one that
+    waits gets the answer."""
+    provider.plan(Reply("late", delay_ms=2000))
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(CHAT, json=ASK, timeout=httpx.Timeout(10, read=0.2))
+    provider.plan(Reply("late again", delay_ms=50))
     r = http.post(CHAT, json=ASK)
-    elapsed = time.monotonic() - started
     assert r.status_code == 200
-    assert elapsed >= 0.29  # (asyncio may wake a timer a clock tick early)
+    assert r.json()["choices"][0]["message"]["content"] == "late again"
 
 
 def test_an_unscripted_call_gets_599_and_is_recorded(

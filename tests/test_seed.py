@@ -35,7 +35,10 @@ def test_reference_backend_passes_the_seed(database: Database, config: RunConfig
 
 
 def _seed_results(results: list[ScenarioResult]) -> list[ScenarioResult]:
-    return [r for r in results if r.scenario_id.startswith("429-switch-model-resend")]
+    """The seed scenario's two runs (with and without current_message_id), never fewer."""
+    seed = [r for r in results if r.scenario_id.startswith("429-switch-model-resend")]
+    assert len(seed) == 2, [r.scenario_id for r in results]
+    return seed
 
 
 def test_first_match_request_id_is_caught(database: Database, config: RunConfig) -> None:

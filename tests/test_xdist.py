@@ -43,12 +43,16 @@ def _collected(*args: str) -> list[str]:
          "-p", "no:cacheprovider", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    return [line for line in proc.stdout.splitlines() if "::" in line]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    collected = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert collected, proc.stdout[-2000:]
+    return collected
 
 
 def test_shards_split_the_suite_without_overlap() -> None:
     whole = _collected()
     shares = [_collected("--shard", f"{i}/3") for i in (1, 2, 3)]
+    assert len(whole) >= 50  # the whole suite, not a collection that broke
     assert sorted(t for share in shares for t in share) == sorted(whole)
     assert all(abs(len(s) - len(whole) / 3) < 1 for s in shares)
 

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from runs import poll_until
 
 from harness.reference import MUTANTS, Settings, create_app
 
@@ -65,7 +66,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_python_m_serves_and_stops_on_sigterm(db: str) -> None:
+def test_python_m_serves_and_stops_on_sigterm(db: str, tmp_path: Path) -> None:
     port = _free_port()
     env = {
         **os.environ,
@@ -74,25 +75,26 @@ def test_python_m_serves_and_stops_on_sigterm(db: str) -> None:
         "OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1",
         "PYTHONPATH": str(REPO),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness.reference"],
-        env=env,
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "harness.reference"], env=env,
+                                   cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
-        assert process.stderr is not None
-        # Block on the server's own log instead of polling: it says when it listens
-        # ("Application startup complete" comes before the socket is bound).
-        for line in process.stderr:
-            if "Uvicorn running on" in line:
-                break
-        else:
-            pytest.fail(f"server exited early with {process.wait()}")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as reply:
-            assert json.load(reply) == {"status": "ok"}
-            assert reply.headers["x-request-id"]
+        def healthy() -> dict[str, object] | None:
+            if process.poll() is not None:
+                pytest.fail(f"server exited early with {process.returncode}: "
+                            f"{log.read_text(errors='replace')[-2000:]}")
+            try:
+                url = f"http://127.0.0.1:{port}/api/health"
+                with urllib.request.urlopen(url, timeout=5) as reply:
+                    assert reply.headers["x-request-id"]
+                    return dict(json.load(reply))
+            except OSError:
+                return None
+
+        answer = poll_until(healthy, lambda: "no health answer within 30 s: "
+                            + log.read_text(errors="replace")[-2000:], 30)
+        assert answer == {"status": "ok"}
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
