@@ -380,6 +380,7 @@ class ScenarioRun:
                       what: str = "") -> None:
         status = expect.status if expect and expect.status is not None else default
         ex.expected = status
+        clause = clause or self._clause_for(ex)
         if ex.error:
             self.result.fail("expect", f"{what}{ex.method} {ex.path} got no answer: {ex.error}",
                              step=index, expected=status, actual=None, clause=clause)
@@ -416,6 +417,18 @@ class ScenarioRun:
             if problem:
                 self.result.fail("expect", f"{what}header {name}: {problem}",
                                  step=index, expected=want, actual=got, clause=clause)
+
+    def _clause_for(self, ex: Exchange) -> str | None:
+        """The clause an expectation on this answer stands for: the first clause the
+        scenario covers that the route serves, else the route's own."""
+        from harness.contract.openapi import operation_for
+
+        op = operation_for(ex.method, ex.path)
+        served = op.clauses if op is not None else ("C-ERR-2",)
+        covered = [c for c in self.scenario.header.covers if c in served]
+        if covered:
+            return covered[0]
+        return op.clause if op is not None else "C-ERR-2"
 
     def _render_expected(self, index: int, value: Any, key: str) -> Any:
         """``value`` with its variables filled in, also inside matchers (``!instant ${t}``)."""
