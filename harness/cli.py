@@ -32,6 +32,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         argv += ["--rootdir", os.getcwd()]
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
+    for variant in args.variant:
+        argv += ["--variant", variant]
     for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports", "target_cmd",
                 "target_url", "provider_port", "jwt_secret", "start_timeout", "step_timeout",
                 "shard"):
