@@ -68,7 +68,7 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
 
     reports = Path(args.reports or "reports")
     extra = list(rest)
-    for opt in ("db", "db_url", "db_image"):
+    for opt in ("db", "db_url", "db_image", "target_cmd"):
         value = getattr(args, opt)
         if value:
             extra += [f"--{opt.replace('_', '-')}", value]
@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--db", default=None, choices=KINDS)
     mut.add_argument("--db-url", default=None, metavar="URL")
     mut.add_argument("--db-image", default=None, metavar="IMAGE")
+    # known here, not passed along as an unknown one: its value would be taken for a path
+    mut.add_argument("--target-cmd", default=None, metavar="CMD",
+                     help="every run starts CMD as the backend (black box; mutants and "
+                     "variants reach it as CHAT_HARNESS_MUTANT / CHAT_HARNESS_VARIANT)")
     db = sub.add_parser("db", help="the PostgreSQL of --db container")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     build = db_sub.add_parser("build-image", help="build the local PostgreSQL image "

@@ -88,12 +88,14 @@ class Matrix:
 
     def verdict(self) -> str:
         """"holds: 17 of 17 mutants killed, 28 of 28 benign variants pass" (or FAILS: ...)."""
-        text = (f"{'holds' if self.ok else 'FAILS'}: {sum(r.killed for r in self.mutants)} of "
-                f"{len(self.mutants)} mutants killed")
+        parts = []
+        if self.mutants or not self.variants:
+            parts.append(f"{sum(r.killed for r in self.mutants)} of {len(self.mutants)} "
+                         "mutants killed")
         if self.variants:
-            text += (f", {sum(r.ok for r in self.variants)} of {len(self.variants)} benign "
-                     "variants pass")
-        return text
+            parts.append(f"{sum(r.ok for r in self.variants)} of {len(self.variants)} benign "
+                         "variants pass")
+        return f"{'holds' if self.ok else 'FAILS'}: " + ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -245,6 +247,8 @@ def _checks_text(row: Row) -> str:
 
 
 def _state(row: Row) -> str:
+    if row.error:
+        return "**ERROR**"  # the run could not judge
     if row.mutant == BASELINE:
         return "baseline"
     if row.benign:
@@ -290,7 +294,9 @@ def print_table(matrix: Matrix) -> None:
     for r in matrix.rows:
         if r.benign and r is matrix.variants[0]:
             table.add_section()
-        if r.mutant == BASELINE:
+        if r.error:
+            state = "[red]ERROR[/]"
+        elif r.mutant == BASELINE:
             state = "[green]baseline[/]" if r.ok else "[red]baseline FAILED[/]"
         elif r.benign:
             state = "[green]passes[/]" if r.ok else "[red]FALSE ALARM[/]"

@@ -96,7 +96,11 @@ def test_a_benign_variant_that_fails_a_scenario_fails_the_matrix() -> None:
 def test_a_benign_variant_is_judged_like_the_baseline() -> None:
     """Not killed is good for a variant: a run that could not judge is not."""
     assert _row("v", benign=True).ok and not _row("v", benign=True).killed
-    assert not _row("v", benign=True, error="the run ended with exit code 3").ok
+    broken = _row("v", benign=True, error="the run ended with exit code 3")
+    assert not broken.ok
+    matrix = Matrix(rows=[_row(BASELINE), broken], paths=["scenarios"], jobs=1, wall_s=1.0)
+    assert "| `v` | **ERROR** | the run ended with exit code 3 |" in render_markdown(matrix)
+    assert matrix.verdict() == "FAILS: 0 of 1 benign variants pass"
     assert not _row("m").ok  # a mutant that no scenario failed survived
 
 

@@ -55,6 +55,10 @@ class Layer:
     chunked: bool = False  # JSON bodies in pieces, without Content-Length
     stream_piece: int = 0  # other bodies re-cut into pieces of this many bytes
     title_case: bool = False  # header names as "X-Request-Id"
+    # read what is left of the request body before an answer ends: a server that closes
+    # the connection must not leave unread bytes behind, or the client's side is reset
+    # before it reads the answer (RFC 9112 section 9.6, "lingering close")
+    drain_request: bool = False
 
 
 def render(doc: Any, *, indent: int | None = None, ascii_only: bool = False) -> bytes:
@@ -87,13 +91,15 @@ class AnswerLayer:
         self.stream_piece = min((layer.stream_piece for layer in layers if layer.stream_piece),
                                 default=0)
         self.title_case = any(layer.title_case for layer in layers)
+        self.drain_request = any(layer.drain_request for layer in layers)
         self.changes_documents = bool(self.json_changes) or self.ascii_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, _Reply(self, scope, send).send)
+        reply = _Reply(self, scope, receive, send)
+        await self.app(scope, reply.receive, reply.send)
 
     def document(self, doc: Any, answer: Answer) -> Any:
         for change in self.json_changes:
@@ -126,8 +132,10 @@ class AnswerLayer:
 class _Reply:
     """One answer on its way out."""
 
-    def __init__(self, layer: AnswerLayer, scope: Scope, send: Send) -> None:
+    def __init__(self, layer: AnswerLayer, scope: Scope, receive: Receive, send: Send) -> None:
         self.layer = layer
+        self.incoming = receive
+        self.request_done = False  # the whole request body was received (or the client left)
         self.out = send
         self.method = str(scope.get("method", ""))
         self.path = str(scope.get("path", ""))
@@ -135,6 +143,16 @@ class _Reply:
         self.is_json = False
         self.parts: list[bytes] = []
         self.held: bytes | None = None  # a possible final line of the stream
+
+    async def receive(self) -> Message:
+        message = await self.incoming()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.request_done = True
+        return message
+
+    async def _drain(self) -> None:
+        while self.layer.drain_request and not self.request_done:
+            await self.receive()
 
     def answer(self, *, final_line: bool = False) -> Answer:
         return Answer(self.method, self.path, int(self.start.get("status", 0)), final_line)
@@ -173,6 +191,8 @@ class _Reply:
         body = raw if changed is None else changed
         pieces = _cut(body, JSON_PIECE) if self.layer.chunked and changed is not None else [body]
         for n, piece in enumerate(pieces):
+            if n == len(pieces) - 1:
+                await self._drain()
             await self.out({"type": "http.response.body", "body": piece,
                             "more_body": n < len(pieces) - 1})
 
@@ -195,6 +215,8 @@ class _Reply:
         pieces = _cut(body, self.layer.stream_piece) if self.layer.stream_piece else [body]
         for n, piece in enumerate(pieces):
             last = n == len(pieces) - 1
+            if last and not more:
+                await self._drain()
             await self.out({"type": "http.response.body", "body": piece,
                             "more_body": more or not last})
 

@@ -64,7 +64,10 @@ VARIANTS: dict[str, str] = {
     ),
     "title-case-headers": f"header names sent as Title-Case, e.g. X-Request-Id ({_UNFIXED})",
     "server-header": f"a `Server: nginx/1.27.0` header (top: 'a Server header'; {_FREE})",
-    "connection-close": f"`Connection: close` on every response ({_UNFIXED})",
+    "connection-close": (
+        "`Connection: close` on every response, the request body read to its end first "
+        f"(a lingering close, RFC 9112 9.6) ({_UNFIXED})"
+    ),
     "chunked-json": (
         f"JSON bodies sent chunked (Transfer-Encoding: chunked, no Content-Length) ({_UNFIXED})"
     ),
@@ -310,7 +313,7 @@ _LAYERS: dict[str, Layer] = {
     "extra-headers": Layer(headers=_extra_headers),
     "title-case-headers": Layer(title_case=True),
     "server-header": Layer(headers=_server),
-    "connection-close": Layer(headers=_connection_close),
+    "connection-close": Layer(headers=_connection_close, drain_request=True),
     "chunked-json": Layer(chunked=True),
     "pretty-json": Layer(indent=2),
     "escaped-json": Layer(ascii_only=True),

@@ -34,9 +34,12 @@ async def asgi_app(db: str, *names: str, provider: FakeProvider | None = None
         yield app
 
 
-async def exchange(app: Any, method: str, path: str, body: bytes = b"",
-                   headers: dict[str, str] | None = None) -> list[Message]:
-    """Every ASGI message the app sends for one request."""
+async def exchange(app: Any, method: str, path: str, body: bytes | list[bytes] = b"",
+                   headers: dict[str, str] | None = None, *,
+                   read: list[int] | None = None) -> list[Message]:
+    """Every ASGI message the app sends for one request (``body`` in pieces: one
+    ``http.request`` each). ``read`` gets, per message sent, how many pieces the app
+    had received by then."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
@@ -44,18 +47,22 @@ async def exchange(app: Any, method: str, path: str, body: bytes = b"",
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
     }
     sent: list[Message] = []
-    delivered = False
+    pieces = list(body) if isinstance(body, list) else [body]
+    delivered = 0
 
     async def receive() -> Message:
         nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        if delivered < len(pieces):
+            delivered += 1
+            return {"type": "http.request", "body": pieces[delivered - 1],
+                    "more_body": delivered < len(pieces)}
         await asyncio.Event().wait()  # no disconnect until the answer is over
         raise AssertionError("unreachable")
 
     async def send(message: Message) -> None:
         sent.append(message)
+        if read is not None:
+            read.append(delivered)
 
     await app(scope, receive, send)
     return sent
@@ -77,6 +84,22 @@ async def test_chunked_json_has_no_content_length_and_several_pieces(db: str) ->
     assert len(pieces) > 1 and all(len(p) <= 64 for p in pieces)
     assert b"".join(pieces).startswith(b'{"error"')
     assert [m.get("more_body", False) for m in messages[1:]][-1] is False
+
+
+@pytest.mark.parametrize(("name", "drained"), [("connection-close", True),
+                                               ("extra-headers", False)])
+async def test_connection_close_reads_the_request_to_its_end(db: str, name: str,
+                                                             drained: bool) -> None:
+    """The 413 comes from Content-Length alone; closing with the body unread would reset
+    the connection before the client reads the 413 (seen on the wire, lingering close)."""
+    read: list[int] = []
+    async with asgi_app(db, name) as app:
+        messages = await exchange(app, "POST", "/api/chat", [b"{", b" " * 10, b"}"],
+                                  {"content-type": "application/json",
+                                   "content-length": str(10 * 1024 * 1024 + 1), **bearer()},
+                                  read=read)
+    assert messages[0]["status"] == 413
+    assert read[-1] == (3 if drained else 0)
 
 
 async def test_stream_small_chunks(db: str) -> None:
