@@ -217,13 +217,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         from harness.reporting import jsonfile
 
         meta = {"target": harness.config.target if harness else _target_label(config),
-                "mutants": sorted(config.getoption("mutant") or []),
-                "variants": sorted(config.getoption("variant") or [])}
+                "mutants": _names(config.getoption("mutant")),
+                "variants": _names(config.getoption("variant"))}
         path = jsonfile.write(reports / "results.json", results, meta=meta)
         terminalreporter.write_line(f"results: {path}")
         from harness.reporting import html
 
         config.stash[_CLOSING] = html.after_run(path)  # writes report.html next to it
+
+
+def _names(given: list[str] | None) -> list[str]:
+    """``--mutant a,b --mutant c`` as ["a", "b", "c"]."""
+    return sorted({n.strip() for item in given or [] for n in item.split(",") if n.strip()})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
