@@ -25,7 +25,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
 
 from harness.reference import items
-from harness.reference.answer_layer import Answer, AnswerLayer, Layer
+from harness.reference.answer_layer import Answer, AnswerLayer, HeaderChange, Layer
 from harness.reference.mutants import Strategies
 
 _FREE = "top: 'an answer MAY carry JSON fields and headers beyond those a clause lists'"
@@ -290,12 +290,11 @@ def _extra_headers(headers: MutableHeaders, answer: Answer) -> None:
     headers.append("x-served-by", "variant-b")  # a repeated header
 
 
-def _server(headers: MutableHeaders, answer: Answer) -> None:
-    headers["server"] = "nginx/1.27.0"
+def _header(name: str, value: str) -> HeaderChange:
+    def change(headers: MutableHeaders, answer: Answer) -> None:
+        headers[name] = value
 
-
-def _connection_close(headers: MutableHeaders, answer: Answer) -> None:
-    headers["connection"] = "close"
+    return change
 
 
 def _json_charset(headers: MutableHeaders, answer: Answer) -> None:
@@ -312,8 +311,8 @@ _LAYERS: dict[str, Layer] = {
     "suggestions-everywhere": Layer(json=_suggestions),
     "extra-headers": Layer(headers=_extra_headers),
     "title-case-headers": Layer(title_case=True),
-    "server-header": Layer(headers=_server),
-    "connection-close": Layer(headers=_connection_close, drain_request=True),
+    "server-header": Layer(headers=_header("server", "nginx/1.27.0")),
+    "connection-close": Layer(headers=_header("connection", "close"), drain_request=True),
     "chunked-json": Layer(chunked=True),
     "pretty-json": Layer(indent=2),
     "escaped-json": Layer(ascii_only=True),
