@@ -32,6 +32,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         argv += ["--rootdir", os.getcwd()]
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
+    for variant in args.variant:
+        argv += ["--variant", variant]
     for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports", "target_cmd",
                 "target_url", "provider_port", "jwt_secret", "start_timeout", "step_timeout",
                 "shard"):
@@ -66,13 +68,17 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
 
     reports = Path(args.reports or "reports")
     extra = list(rest)
-    for opt in ("db", "db_url", "db_image"):
+    for opt in ("db", "db_url", "db_image", "target_cmd"):
         value = getattr(args, opt)
         if value:
             extra += [f"--{opt.replace('_', '-')}", value]
     try:
-        matrix = killmatrix.run_matrix(args.paths or [default_scenarios()], mutants=args.only,
-                                       jobs=args.jobs, reports=reports, extra=extra)
+        mutants, variants = killmatrix.split_names(args.only) if args.only else (None, None)
+        if args.no_variants:
+            variants = []
+        matrix = killmatrix.run_matrix(args.paths or [default_scenarios()], mutants=mutants,
+                                       variants=variants, jobs=args.jobs, reports=reports,
+                                       extra=extra)
     except ValueError as exc:
         print(f"chat-harness: {exc}", file=sys.stderr)
         return 2
@@ -80,6 +86,21 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
     js, md = killmatrix.write(matrix, reports)
     print(f"matrix: {js} and {md}; each run's log and results under {reports / 'mutants'}/")
     return 0 if matrix.ok else 1
+
+
+def _list(*, mutants: bool) -> int:
+    """The mutants (bugs the suite must catch), then the benign variants (answers it must
+    accept); ``variants-list``: the variants alone."""
+    from harness.reference.mutants import MUTANTS
+    from harness.reference.variants import VARIANTS
+
+    if mutants:
+        for name, text in sorted(MUTANTS.items()):
+            print(f"{name:28} {text}")
+        print("\nbenign variants (--variant NAME; every scenario must pass on them):")
+    for name, text in sorted(VARIANTS.items()):
+        print(f"{name:28} {text}")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -162,18 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
                          "exits 1 if a clause is uncovered")
     cov.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
     cov.add_argument("-v", "--verbose", action="store_true", help="name the scenarios")
-    sub.add_parser("mutants-list", help="list the reference backend's mutants")
+    sub.add_parser("mutants-list", help="list the reference backend's mutants and benign "
+                   "variants")
+    sub.add_parser("variants-list", help="list the reference backend's benign variants "
+                   "(answers the contract allows)")
     mut = sub.add_parser("mutants", help="the kill matrix: the suite against the correct "
-                         "reference and each mutant; exits 1 if a mutant survives")
+                         "reference, each mutant and each benign variant; exits 1 if a mutant "
+                         "survives or a benign variant fails a scenario")
     mut.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
     mut.add_argument("--only", action="append", default=None, metavar="NAME",
-                     help="just these mutants (repeatable; default: all)")
+                     help="just these mutants and benign variants (repeatable; default: all)")
+    mut.add_argument("--no-variants", action="store_true",
+                     help="leave out the benign variants (the kill matrix alone)")
     mut.add_argument("--jobs", "-j", type=int, default=None,
                      help="runs at a time (default: the number of CPUs)")
     mut.add_argument("--reports", default=None, metavar="DIR", help="default: reports")
     mut.add_argument("--db", default=None, choices=KINDS)
     mut.add_argument("--db-url", default=None, metavar="URL")
     mut.add_argument("--db-image", default=None, metavar="IMAGE")
+    # known here, not passed along as an unknown one: its value would be taken for a path
+    mut.add_argument("--target-cmd", default=None, metavar="CMD",
+                     help="every run starts CMD as the backend (black box; mutants and "
+                     "variants reach it as CHAT_HARNESS_MUTANT / CHAT_HARNESS_VARIANT)")
     db = sub.add_parser("db", help="the PostgreSQL of --db container")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     build = db_sub.add_parser("build-image", help="build the local PostgreSQL image "
@@ -259,12 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             from harness.fuzz import command as fuzz_command
 
             return fuzz_command.main(args, rest)
-        if args.command == "mutants-list":
-            from harness.reference.mutants import MUTANTS
-
-            for name, text in sorted(MUTANTS.items()):
-                print(f"{name:28} {text}")
-            return 0
+        if args.command in ("mutants-list", "variants-list"):
+            return _list(mutants=args.command == "mutants-list")
     except HarnessError as exc:
         print(f"chat-harness: {exc.render()}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ def default_scenarios() -> str:
 class RunConfig:
     target: str = "reference"
     mutants: frozenset[str] = field(default_factory=frozenset)
+    variants: frozenset[str] = field(default_factory=frozenset)  # benign ones (variants.py)
     db: str = "auto"
     db_url: str | None = None
     db_image: str | None = None
@@ -67,6 +68,7 @@ class RunConfig:
     @classmethod
     def from_options(
         cls, *, target: str | None = None, mutants: list[str] | None = None,
+        variants: list[str] | None = None,
         db: str | None = None, db_url: str | None = None, db_image: str | None = None,
         fixtures: str | None = None, target_cmd: str | None = None,
         target_url: str | None = None, provider_port: int | None = None,
@@ -75,9 +77,7 @@ class RunConfig:
         step_timeout_s: float | None = None,
     ) -> RunConfig:
         url = db_url or os.environ.get("CHAT_HARNESS_DATABASE_URL") or None
-        names: set[str] = set()
-        for item in mutants or []:
-            names.update(n.strip() for n in item.split(",") if n.strip())
+        names = _names(mutants)
         if names:
             from harness.reference.mutants import MUTANTS
 
@@ -86,6 +86,16 @@ class RunConfig:
                 raise ConfigError(
                     f"unknown mutant {', '.join(unknown)}",
                     hint="known mutants: " + ", ".join(sorted(MUTANTS)),
+                )
+        benign = _names(variants)
+        if benign:
+            from harness.reference.variants import VARIANTS
+
+            unknown = sorted(benign - set(VARIANTS))
+            if unknown:
+                raise ConfigError(
+                    f"unknown variant {', '.join(unknown)}",
+                    hint="known variants: " + ", ".join(sorted(VARIANTS)),
                 )
         if target not in (None, "reference"):
             raise ConfigError(f"unknown target {target!r}",
@@ -98,15 +108,18 @@ class RunConfig:
             if not target_url.startswith(("http://", "https://")):
                 raise ConfigError(f"--target-url must be an http(s) URL, got {target_url!r}",
                                   hint="e.g. --target-url http://127.0.0.1:3000")
-            if names:
-                raise ConfigError("--mutant needs a backend the harness starts",
-                                  hint="mutants are switched on in the reference backend: "
-                                  "use --target-cmd 'python -m harness.reference' or no target")
+            for option, chosen in (("--mutant", names), ("--variant", benign)):
+                if chosen:
+                    raise ConfigError(f"{option} needs a backend the harness starts",
+                                      hint=f"{option[2:]}s are switched on in the reference "
+                                      "backend: use --target-cmd 'python -m harness.reference' "
+                                      "or no target")
         if provider_port is not None and not 0 <= provider_port <= 65535:
             raise ConfigError(f"--provider-port must be 0..65535, got {provider_port}")
         return cls(
             target=("cmd" if target_cmd else "url" if target_url else target or "reference"),
             mutants=frozenset(names),
+            variants=frozenset(benign),
             db=db or ("url" if url else os.environ.get("CHAT_HARNESS_DB", "auto")),
             db_url=url,
             db_image=db_image,
@@ -122,3 +135,11 @@ class RunConfig:
             request_timeout_s=step_timeout_s or 30.0,
             reports=Path(reports) if reports else Path("reports"),
         )
+
+
+def _names(items: list[str] | None) -> set[str]:
+    """Names given as repeated options, each possibly comma-separated."""
+    names: set[str] = set()
+    for item in items or []:
+        names.update(n.strip() for n in item.split(",") if n.strip())
+    return names

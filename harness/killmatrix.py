@@ -1,10 +1,12 @@
-"""The kill matrix: the suite against the correct backend and against each mutant.
+"""The kill matrix: the suite against the correct backend, each mutant and each benign variant.
 
-A conformance suite is only as good as the bugs it catches. Each run is a
-real ``chat-harness run`` in its own process (its own PostgreSQL, its own
-reports folder), several at once; the matrix is read back from each run's
-``results.json``. The matrix holds when the correct backend passes every
-scenario and every mutant fails at least one.
+A conformance suite is only as good as the bugs it catches, and as the correct
+backends it lets through. Each run is a real ``chat-harness run`` in its own
+process (its own PostgreSQL, its own reports folder), several at once; the
+matrix is read back from each run's ``results.json``. The matrix holds when the
+correct backend passes every scenario, every mutant fails at least one, and
+every benign variant (an answer the contract allows, harness/reference/variants.py)
+passes every scenario: a variant's failures are false alarms of the harness.
 """
 
 from __future__ import annotations
@@ -23,20 +25,22 @@ from pathlib import Path
 from typing import Any
 
 BASELINE = "(none)"  # the row of the correct backend
+MESSAGE_LIMIT = 300  # characters of each failure message kept in the matrix
 
 
 @dataclass
 class Killer:
-    """A scenario that failed on the mutant, and how."""
+    """A scenario that failed on the mutant (or, on a benign variant, a false alarm), and how."""
 
     scenario: str
     checks: list[str]
     clauses: list[str]
+    messages: list[str] = field(default_factory=list)  # "[check/clause] message", cut
 
 
 @dataclass
 class Row:
-    mutant: str  # BASELINE for the correct backend
+    mutant: str  # BASELINE for the correct backend; a mutant's or a variant's name
     description: str
     exit_code: int
     duration_s: float
@@ -45,6 +49,11 @@ class Row:
     skipped: int = 0
     error: str | None = None  # the run could not judge (exit code not 0/1)
     log: str = ""
+    benign: bool = False  # a benign variant: must pass like the baseline
+
+    @property
+    def kind(self) -> str:
+        return "baseline" if self.mutant == BASELINE else "variant" if self.benign else "mutant"
 
     @property
     def killed(self) -> bool:
@@ -52,8 +61,8 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        """The baseline passes everything; a mutant is killed."""
-        if self.mutant == BASELINE:
+        """The baseline and every benign variant pass everything; a mutant is killed."""
+        if self.mutant == BASELINE or self.benign:
             return self.error is None and self.exit_code == 0 and not self.killers
         return self.killed
 
@@ -69,20 +78,40 @@ class Matrix:
     def ok(self) -> bool:
         return all(r.ok for r in self.rows)
 
+    @property
+    def mutants(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "mutant"]
+
+    @property
+    def variants(self) -> list[Row]:
+        return [r for r in self.rows if r.benign]
+
+    def verdict(self) -> str:
+        """"holds: 17 of 17 mutants killed, 28 of 28 benign variants pass" (or FAILS: ...)."""
+        parts = []
+        if self.mutants or not self.variants:
+            parts.append(f"{sum(r.killed for r in self.mutants)} of {len(self.mutants)} "
+                         "mutants killed")
+        if self.variants:
+            parts.append(f"{sum(r.ok for r in self.variants)} of {len(self.variants)} benign "
+                         "variants pass")
+        return f"{'holds' if self.ok else 'FAILS'}: " + ", ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": "chat-harness-mutants/1", "paths": self.paths, "jobs": self.jobs,
             "wall_s": round(self.wall_s, 2), "ok": self.ok,
-            "rows": [{**asdict(r), "killed": r.killed, "ok": r.ok} for r in self.rows],
+            "rows": [{**asdict(r), "kind": r.kind, "killed": r.killed, "ok": r.ok}
+                     for r in self.rows],
         }
 
 
-def _command(paths: Sequence[str], mutant: str, reports: Path, extra: Sequence[str]
-             ) -> list[str]:
+def _command(paths: Sequence[str], name: str, reports: Path, extra: Sequence[str], *,
+             benign: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "harness", "run", *paths, "--reports", str(reports),
             "-q", "-p", "no:cacheprovider", *extra]
-    if mutant != BASELINE:
-        argv += ["--mutant", mutant]
+    if name != BASELINE:
+        argv += ["--variant" if benign else "--mutant", name]
     return argv
 
 
@@ -114,10 +143,10 @@ class _Runner:
                 child.wait()
 
 
-def _row(mutant: str, description: str, code: int, took: float, folder: Path, log: Path
-         ) -> Row:
+def _row(mutant: str, description: str, code: int, took: float, folder: Path, log: Path, *,
+         benign: bool = False) -> Row:
     row = Row(mutant=mutant, description=description, exit_code=code, duration_s=took,
-              log=str(log))
+              log=str(log), benign=benign)
     results = folder / "results.json"
     if code not in (0, 1) or not results.is_file():
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
@@ -128,8 +157,10 @@ def _row(mutant: str, description: str, code: int, took: float, folder: Path, lo
     doc = read(results)
     for rec in doc["scenarios"]:
         if rec["outcome"] == "failed":
+            messages = [_cut(f"[{f.get('check')}/{f.get('clause')}] {f.get('message')}")
+                        for f in rec.get("failures") or []]
             row.killers.append(Killer(rec["scenario_id"], rec["checks_failed"],
-                                      rec["clauses_broken"]))
+                                      rec["clauses_broken"], messages))
         elif rec["outcome"] == "skipped":
             row.skipped += 1
         else:
@@ -137,32 +168,58 @@ def _row(mutant: str, description: str, code: int, took: float, folder: Path, lo
     return row
 
 
-def run_matrix(paths: Sequence[str], *, mutants: Sequence[str] | None = None,
-               jobs: int | None = None, reports: Path = Path("reports"),
-               extra: Sequence[str] = ()) -> Matrix:
-    """Run the baseline and each mutant (all known ones by default), ``jobs`` at a time."""
-    from harness.reference.mutants import MUTANTS, check_mutant_names
+def _cut(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 3] + "..."
 
-    names = list(mutants) if mutants else sorted(MUTANTS)
+
+def split_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``--only`` names as (mutants, variants); ValueError for a name that is neither."""
+    from harness.reference.mutants import MUTANTS
+    from harness.reference.variants import VARIANTS
+
+    unknown = [n for n in names if n not in MUTANTS and n not in VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"Unknown mutant(s) {', '.join(map(repr, unknown))}. Hint: mutants are "
+            f"{', '.join(sorted(MUTANTS))}; benign variants are {', '.join(sorted(VARIANTS))}")
+    return [n for n in names if n in MUTANTS], [n for n in names if n in VARIANTS]
+
+
+def run_matrix(paths: Sequence[str], *, mutants: Sequence[str] | None = None,
+               variants: Sequence[str] | None = None, jobs: int | None = None,
+               reports: Path = Path("reports"), extra: Sequence[str] = ()) -> Matrix:
+    """Run the baseline, each mutant, then each benign variant, ``jobs`` at a time
+    (None: every known one; an empty list: none)."""
+    from harness.reference.mutants import MUTANTS, check_mutant_names
+    from harness.reference.variants import VARIANTS, check_variant_names
+
+    names = sorted(MUTANTS) if mutants is None else list(mutants)
+    benign = sorted(VARIANTS) if variants is None else list(variants)
     check_mutant_names(names)
-    jobs = jobs or max(1, min(len(names) + 1, os.cpu_count() or 1))
+    check_variant_names(benign)
+    runs = [(BASELINE, False)] + [(n, False) for n in names] + [(n, True) for n in benign]
+    jobs = jobs or max(1, min(len(runs), os.cpu_count() or 1))
     root = reports / "mutants"
     root.mkdir(parents=True, exist_ok=True)
     runner = _Runner()
     began = time.monotonic()
 
-    def one(name: str) -> Row:
-        folder = root / ("baseline" if name == BASELINE else name)
+    def one(run: tuple[str, bool]) -> Row:
+        name, is_variant = run
+        folder = (root / "baseline" if name == BASELINE
+                  else root / "variants" / name if is_variant else root / name)
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "run.log"
         started = time.monotonic()
-        code = runner.run(_command(paths, name, folder, extra), log)
-        description = "the correct reference backend" if name == BASELINE else MUTANTS[name]
-        return _row(name, description, code, time.monotonic() - started, folder, log)
+        code = runner.run(_command(paths, name, folder, extra, benign=is_variant), log)
+        description = ("the correct reference backend" if name == BASELINE
+                       else VARIANTS[name] if is_variant else MUTANTS[name])
+        return _row(name, description, code, time.monotonic() - started, folder, log,
+                    benign=is_variant)
 
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            rows = list(pool.map(one, [BASELINE, *names]))
+            rows = list(pool.map(one, runs))
     except BaseException:
         runner.stop_all()
         raise
@@ -177,29 +234,53 @@ def _killers_text(row: Row, limit: int = 3) -> str:
             f", {len(row.killers)} FAILED: " + ", ".join(k.scenario for k in row.killers)
             if row.killers else "")
     if not row.killers:
-        return "SURVIVED: no scenario failed"
+        return (f"{row.passed} passed, {row.skipped} skipped" if row.benign
+                else "SURVIVED: no scenario failed")
     names = [k.scenario for k in row.killers[:limit]]
     more = f" +{len(row.killers) - limit} more" if len(row.killers) > limit else ""
-    return ", ".join(names) + more
+    prefix = f"{len(row.killers)} FAILED: " if row.benign else ""
+    return prefix + ", ".join(names) + more
 
 
 def _checks_text(row: Row) -> str:
     return ", ".join(sorted({c for k in row.killers for c in k.checks}))
 
 
+def _state(row: Row) -> str:
+    if row.error:
+        return "**ERROR**"  # the run could not judge
+    if row.mutant == BASELINE:
+        return "baseline"
+    if row.benign:
+        return "yes" if row.ok else "**FALSE ALARM**"
+    return "yes" if row.killed else "**NO**"
+
+
 def render_markdown(matrix: Matrix) -> str:
-    """The matrix as a Markdown table (for reports/mutants.md and the README)."""
+    """The matrix as Markdown tables (for reports/mutants.md and the README), then each
+    false alarm: the scenarios a benign variant failed, with the first failure of each."""
     lines = ["| mutant | killed | by scenarios | checks | time |",
              "| --- | --- | --- | --- | --- |"]
     for r in matrix.rows:
-        killed = "baseline" if r.mutant == BASELINE else ("yes" if r.killed else "**NO**")
-        lines.append(f"| `{r.mutant}` | {killed} | {_killers_text(r)} | {_checks_text(r)} "
-                     f"| {r.duration_s:.1f} s |")
-    verdict = "holds" if matrix.ok else "FAILS"
-    lines.append("")
-    lines.append(f"The matrix {verdict}: {sum(r.killed for r in matrix.rows)} of "
-                 f"{len(matrix.rows) - 1} mutants killed, {matrix.jobs} runs at a time, "
-                 f"{matrix.wall_s:.1f} s wall.")
+        if not r.benign:
+            lines.append(f"| `{r.mutant}` | {_state(r)} | {_killers_text(r)} | "
+                         f"{_checks_text(r)} | {r.duration_s:.1f} s |")
+    if matrix.variants:
+        lines += ["", "| benign variant | passes | scenarios | checks (false alarms) | time |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| `{r.mutant}` | {_state(r)} | {_killers_text(r)} | {_checks_text(r)} "
+                  f"| {r.duration_s:.1f} s |" for r in matrix.variants]
+    lines += ["", f"The matrix {matrix.verdict()}, {matrix.jobs} runs at a time, "
+              f"{matrix.wall_s:.1f} s wall."]
+    alarms = [r for r in matrix.variants if r.killers]
+    if alarms:
+        lines += ["", "## False alarms", "",
+                  "Scenarios that failed on a benign variant (an answer the contract allows):"]
+        for r in alarms:
+            lines += ["", f"### `{r.mutant}`", "", r.description, ""]
+            lines += [f"- `{k.scenario}` ({', '.join(k.clauses)}): "
+                      + (k.messages[0] if k.messages else ", ".join(k.checks))
+                      for k in r.killers]
     return "\n".join(lines) + "\n"
 
 
@@ -208,19 +289,26 @@ def print_table(matrix: Matrix) -> None:
     from rich.table import Table
 
     table = Table(title="chat-harness kill matrix", show_lines=False)
-    for col in ("mutant", "killed", "by scenarios", "checks", "time"):
+    for col in ("mutant / benign variant", "killed / passes", "scenarios", "checks", "time"):
         table.add_column(col, overflow="fold")
     for r in matrix.rows:
-        killed = ("[green]baseline[/]" if r.ok else "[red]baseline FAILED[/]") \
-            if r.mutant == BASELINE else ("[green]yes[/]" if r.killed else "[red]NO[/]")
-        table.add_row(r.mutant, killed, _killers_text(r), _checks_text(r),
+        if r.benign and r is matrix.variants[0]:
+            table.add_section()
+        if r.error:
+            state = "[red]ERROR[/]"
+        elif r.mutant == BASELINE:
+            state = "[green]baseline[/]" if r.ok else "[red]baseline FAILED[/]"
+        elif r.benign:
+            state = "[green]passes[/]" if r.ok else "[red]FALSE ALARM[/]"
+        else:
+            state = "[green]yes[/]" if r.killed else "[red]NO[/]"
+        table.add_row(r.mutant, state, _killers_text(r), _checks_text(r),
                       f"{r.duration_s:.1f} s")
     console = Console(width=max(120, Console().width))
     console.print(table)
-    verdict = "[green]holds[/]" if matrix.ok else "[red]FAILS[/]"
-    console.print(f"matrix {verdict}: {sum(r.killed for r in matrix.rows)}/"
-                  f"{len(matrix.rows) - 1} mutants killed, {matrix.wall_s:.1f} s wall, "
-                  f"{matrix.jobs} at a time")
+    verdict = matrix.verdict().replace("holds", "[green]holds[/]", 1).replace(
+        "FAILS", "[red]FAILS[/]", 1)
+    console.print(f"matrix {verdict}, {matrix.wall_s:.1f} s wall, {matrix.jobs} at a time")
 
 
 def write(matrix: Matrix, reports: Path) -> tuple[Path, Path]:

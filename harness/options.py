@@ -15,6 +15,9 @@ def add_target_options(parser: argparse.ArgumentParser, *,
                        "between scenarios") -> None:
     parser.add_argument("--mutant", action="append", default=[], metavar="NAME",
                         help="switch on a deliberate bug in the reference backend (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME",
+                        help="switch on a benign variant of the reference backend: another "
+                        "answer the contract allows (repeatable)")
     parser.add_argument("--db", default=None, choices=KINDS)
     parser.add_argument("--db-url", default=None, metavar="URL")
     parser.add_argument("--db-image", default=None, metavar="IMAGE")
@@ -33,7 +36,7 @@ def add_target_options(parser: argparse.ArgumentParser, *,
 def config_options(args: argparse.Namespace) -> dict[str, Any]:
     """Those options as keywords of :meth:`harness.config.RunConfig.from_options`."""
     return {
-        "mutants": args.mutant, "db": args.db, "db_url": args.db_url,
+        "mutants": args.mutant, "variants": args.variant, "db": args.db, "db_url": args.db_url,
         "db_image": args.db_image, "fixtures": args.fixtures_dir,
         "target_cmd": args.target_cmd, "target_url": args.target_url,
         "provider_port": args.provider_port, "no_schema": args.no_schema,

@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", default=None, help="backend under test: reference (default)")
     group.addoption("--mutant", action="append", default=[], metavar="NAME",
                     help="switch on a deliberate bug in the reference backend (repeatable)")
+    group.addoption("--variant", action="append", default=[], metavar="NAME",
+                    help="switch on a benign variant of the reference backend: another answer "
+                    "the contract allows (repeatable)")
     group.addoption("--db", default=None,
                     choices=("auto", "embedded", "container", "url"),
                     help="PostgreSQL provider (default: auto: container if Docker answers, "
@@ -214,12 +217,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         from harness.reporting import jsonfile
 
         meta = {"target": harness.config.target if harness else _target_label(config),
-                "mutants": sorted(config.getoption("mutant") or [])}
+                "mutants": _names(config.getoption("mutant")),
+                "variants": _names(config.getoption("variant"))}
         path = jsonfile.write(reports / "results.json", results, meta=meta)
         terminalreporter.write_line(f"results: {path}")
         from harness.reporting import html
 
         config.stash[_CLOSING] = html.after_run(path)  # writes report.html next to it
+
+
+def _names(given: list[str] | None) -> list[str]:
+    """``--mutant a,b --mutant c`` as ["a", "b", "c"]."""
+    return sorted({n.strip() for item in given or [] for n in item.split(",") if n.strip()})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -326,6 +335,7 @@ def _harness(config: pytest.Config) -> Harness:
             shared = getattr(config, "workerinput", {}).get("chat_harness_db_url")
             run_config = RunConfig.from_options(
                 target=config.getoption("target"), mutants=config.getoption("mutant"),
+                variants=config.getoption("variant"),
                 db="url" if shared else config.getoption("db"),
                 db_url=shared or config.getoption("db_url"),
                 db_image=config.getoption("db_image"), fixtures=config.getoption("fixtures_dir"),

@@ -33,7 +33,8 @@ def run_env(tmp: Path, **extra: str) -> dict[str, str]:
     """Our environment for a child run whose TMPDIR is ``tmp`` (created), minus a
     database URL or mutant of the caller's, plus ``extra``."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT")}
+           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT",
+                         "CHAT_HARNESS_VARIANT")}
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(TMPDIR=str(tmp), **extra)
     return env

@@ -191,7 +191,8 @@ def run_tmp() -> Iterator[Path]:
 
 def _start(moment: Moment, tmp: Path, reports: Path, cache: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT")}
+           if k not in ("CHAT_HARNESS_DATABASE_URL", "CHAT_HARNESS_MUTANT",
+                         "CHAT_HARNESS_VARIANT")}
     env.update(TMPDIR=str(tmp), CHAT_HARNESS_CACHE=str(cache))
     args = ["scenarios"] if moment.target == "in-process" else list(CMD_SCENARIOS)
     if moment.target == "target-cmd":

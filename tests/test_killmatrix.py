@@ -1,4 +1,5 @@
-"""``chat-harness mutants``: real runs, a killed mutant, a survivor, the files written."""
+"""``chat-harness mutants``: real runs, a killed mutant, a survivor, a benign variant, the
+files written; and how the matrix judges its rows (a benign variant must pass everything)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from harness.killmatrix import BASELINE, Killer, Matrix, Row, render_markdown, split_names
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -16,14 +21,16 @@ def test_matrix_names_killers_and_survivors(tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "mutants", "scenarios/stream/stream-newlines-kept.yaml",
-         "--only", "stream-loses-newlines", "--only", "order-by-storage",
+         "--only", "stream-loses-newlines", "--only", "order-by-storage", "--only", "gzip",
          "--reports", str(reports), "--db", "embedded"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # a survivor fails the matrix
     doc = json.loads((reports / "mutants.json").read_text())
     rows = {r["mutant"]: r for r in doc["rows"]}
-    assert list(rows) == ["(none)", "stream-loses-newlines", "order-by-storage"]
+    assert list(rows) == ["(none)", "stream-loses-newlines", "order-by-storage", "gzip"]
+    assert [r["kind"] for r in doc["rows"]] == ["baseline", "mutant", "mutant", "variant"]
+    assert rows["gzip"]["ok"] and rows["gzip"]["passed"] == 1  # a benign variant passes
     assert rows["(none)"]["ok"] and rows["(none)"]["passed"] == 1
     killed = rows["stream-loses-newlines"]
     assert killed["killed"] and killed["killers"][0]["scenario"] == "stream-newlines-kept"
@@ -32,11 +39,13 @@ def test_matrix_names_killers_and_survivors(tmp_path: Path) -> None:
     assert not rows["order-by-storage"]["killed"] and not doc["ok"]
     table = (reports / "mutants.md").read_text()
     assert "| `order-by-storage` | **NO** | SURVIVED" in table
-    assert "The matrix FAILS: 1 of 2 mutants killed" in table
+    assert "The matrix FAILS: 1 of 2 mutants killed, 1 of 1 benign variants pass" in table
+    assert "| `gzip` | yes | 1 passed, 0 skipped |" in table
     assert "SURVIVED" in proc.stdout
     # each run kept its own log and results
     assert (reports / "mutants" / "baseline" / "results.json").is_file()
     assert (reports / "mutants" / "order-by-storage" / "run.log").is_file()
+    assert (reports / "mutants" / "variants" / "gzip" / "results.json").is_file()
 
 
 def test_unknown_mutant_is_a_usage_error(tmp_path: Path) -> None:
@@ -47,3 +56,56 @@ def test_unknown_mutant_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "Unknown mutant(s) 'no-such-bug'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- the matrix's judgement, over rows (no runs) ------------------------------------
+
+
+def _row(name: str, *, benign: bool = False, failed: tuple[str, ...] = (),
+         error: str | None = None) -> Row:
+    killers = [Killer(s, ["schema"], ["C-SES-1"], [f"[schema/C-SES-1] {s} broke"])
+               for s in failed]
+    return Row(mutant=name, description=f"what {name} does", exit_code=1 if failed else 0,
+               duration_s=1.0, killers=killers, passed=10 - len(failed), benign=benign,
+               error=error)
+
+
+def test_a_benign_variant_that_fails_a_scenario_fails_the_matrix() -> None:
+    rows = [_row(BASELINE), _row("a-mutant", failed=("s1",)),
+            _row("good-variant", benign=True), _row("bad-variant", benign=True,
+                                                    failed=("s1", "s2"))]
+    matrix = Matrix(rows=rows, paths=["scenarios"], jobs=2, wall_s=3.0)
+    assert [r.ok for r in rows] == [True, True, True, False]
+    assert not matrix.ok
+    assert matrix.verdict() == "FAILS: 1 of 1 mutants killed, 1 of 2 benign variants pass"
+    doc = matrix.to_json()
+    assert doc["ok"] is False
+    assert [(r["kind"], r["ok"]) for r in doc["rows"]] == [
+        ("baseline", True), ("mutant", True), ("variant", True), ("variant", False)]
+    assert doc["rows"][3]["killers"][0]["messages"] == ["[schema/C-SES-1] s1 broke"]
+    text = render_markdown(matrix)
+    assert "| `bad-variant` | **FALSE ALARM** | 2 FAILED: s1, s2 | schema | 1.0 s |" in text
+    assert "| `good-variant` | yes | 10 passed, 0 skipped |  | 1.0 s |" in text
+    assert "### `bad-variant`" in text and "- `s2` (C-SES-1): [schema/C-SES-1] s2 broke" in text
+    # without the bad variant it holds
+    holds = Matrix(rows=rows[:3], paths=["scenarios"], jobs=2, wall_s=3.0)
+    assert holds.ok and "False alarms" not in render_markdown(holds)
+    assert holds.verdict() == "holds: 1 of 1 mutants killed, 1 of 1 benign variants pass"
+
+
+def test_a_benign_variant_is_judged_like_the_baseline() -> None:
+    """Not killed is good for a variant: a run that could not judge is not."""
+    assert _row("v", benign=True).ok and not _row("v", benign=True).killed
+    broken = _row("v", benign=True, error="the run ended with exit code 3")
+    assert not broken.ok
+    matrix = Matrix(rows=[_row(BASELINE), broken], paths=["scenarios"], jobs=1, wall_s=1.0)
+    assert "| `v` | **ERROR** | the run ended with exit code 3 |" in render_markdown(matrix)
+    assert matrix.verdict() == "FAILS: 0 of 1 benign variants pass"
+    assert not _row("m").ok  # a mutant that no scenario failed survived
+
+
+def test_only_names_split_into_mutants_and_variants() -> None:
+    assert split_names(["gzip", "order-by-storage", "reversed-keys"]) == (
+        ["order-by-storage"], ["gzip", "reversed-keys"])
+    with pytest.raises(ValueError, match=r"'typo'.*benign variants are"):
+        split_names(["gzip", "typo"])

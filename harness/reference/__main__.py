@@ -15,6 +15,7 @@ from types import FrameType
 
 import uvicorn
 
+from harness.reference import variants
 from harness.reference.app import create_app
 from harness.reference.settings import Settings
 
@@ -46,6 +47,7 @@ def main() -> int:
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
         # Do not let an open stream hold a shutdown for long.
         timeout_graceful_shutdown=5,
+        **variants.server_options(settings.variants),
     )
     return 0
 

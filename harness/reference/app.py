@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from harness.reference import chat, messages, sessions, store, streaming
+from harness.reference import chat, messages, sessions, store, streaming, variants
 from harness.reference.errors import ApiError, ApiJSONResponse, install_error_handlers
 from harness.reference.mutants import build_strategies
 from harness.reference.provider import Provider
@@ -38,7 +38,7 @@ def create_app(
 
     `provider_transport` injects a mocked provider (respx router, httpx.MockTransport).
     """
-    strategies = build_strategies(settings.mutants)
+    strategies = variants.apply_strategies(build_strategies(settings.mutants), settings.variants)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +68,9 @@ def create_app(
             mapper=strategies.map_provider_status,
             retry_after=strategies.retry_after,
             should_retry=strategies.should_retry,
+            pause_s=strategies.provider_pause_s,
+            backoff_s=strategies.retry_backoff_s,
+            shape_request=strategies.provider_request,
         )
         app.state.runtime = Runtime(settings, strategies, pool, provider)
         try:
@@ -90,7 +93,9 @@ def create_app(
     # Settings are there before the lifespan runs: auth needs only the secret.
     app.state.settings = settings
     app.state.runtime = None
-    install_error_handlers(app, strategies.http_errors)
+    install_error_handlers(app, strategies.http_errors, strategies.new_request_id)
+    # Outermost: the variants' answers include every error envelope.
+    variants.install(app, settings.variants)
     app.include_router(chat.router)
     app.include_router(streaming.router)
     app.include_router(messages.router)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -131,8 +132,14 @@ INTERNAL_ERROR = ApiError(
 )
 
 
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
 def install_error_handlers(
-    app: FastAPI, http_errors: type[Exception] = StarletteHTTPException
+    app: FastAPI,
+    http_errors: type[Exception] = StarletteHTTPException,
+    request_ids: Callable[[], str] = new_request_id,
 ) -> None:
     """The envelope for every error.
 
@@ -140,6 +147,7 @@ def install_error_handlers(
     must be Starlette's `HTTPException`: the router raises that one for unknown
     routes (404) and wrong methods (405), and FastAPI's `HTTPException` is only
     a subclass of it (mutant `framework-error-body` registers the subclass).
+    `request_ids` makes the `x-request-id` of a request that sent none.
     """
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(http_errors, _http_exception)  # type: ignore[arg-type]
@@ -149,7 +157,7 @@ def install_error_handlers(
     # hand out a connection in time. Both mean: database unreachable.
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, new_id=request_ids)
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -210,14 +218,15 @@ class RequestIdMiddleware:
     `httpx.ASGITransport` raise in the harness).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, new_id: Callable[[], str] = new_request_id) -> None:
         self.app = app
+        self.new_id = new_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or self.new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 

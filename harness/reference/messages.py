@@ -14,7 +14,6 @@ from harness.reference import store
 from harness.reference.auth import authenticate
 from harness.reference.conversation import chronological
 from harness.reference.errors import ApiError, ApiJSONResponse, quoted
-from harness.reference.items import message_item
 from harness.reference.models import (
     MAX_TITLE_CHARS,
     ChatMessageIn,
@@ -217,7 +216,7 @@ async def post_messages(request: Request) -> JSONResponse:
     rows = [storage_row(m, body.sessionId, rt.strategies.stored_timestamp) for m in batch]
     write = store_batch if rt.strategies.atomic_batches else store_each
     stored = await write(rt, user_id, body.sessionId, title, batch, rows)
-    items = [message_item(row) for row in stored]
+    items = [rt.strategies.message_item(row) for row in stored]
     return ApiJSONResponse({"messages": items, "count": len(items), "success": True}, 201)
 
 
@@ -253,7 +252,7 @@ async def get_messages(request: Request) -> JSONResponse:
         )
 
     rows = await store.in_transaction(rt.pool, work)
-    items = [message_item(row) for row in rows]
+    items = [rt.strategies.message_item(row) for row in rows]
     body: dict[str, Any] = {"messages": items, "count": len(items)}
     if since is not None:
         body["up_to_date"] = not items

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import HTTPException as FastAPIHTTPException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from harness.reference import conversation, provider, store
+from harness.reference import conversation, errors, items, provider, store
 from harness.reference.models import ChatRequest
 from harness.reference.timestamps import now
 
@@ -134,6 +134,18 @@ class Strategies:
     can_write_session: Callable[[dict[str, Any], Any], bool] = _owner_only
     # C-ERR-1: the exception class whose errors (routing 404/405 among them) get the envelope.
     http_errors: type[Exception] = StarletteHTTPException
+    # The rest are free choices the benign variants make differently (variants.py).
+    # C-SES-1 / C-MSG-9: how a stored row reads in an answer.
+    session_item: Callable[[dict[str, Any]], dict[str, Any]] = items.session_item
+    message_item: Callable[[dict[str, Any]], dict[str, Any]] = items.message_item
+    # C-ERR-1: the x-request-id of a request that sent none.
+    new_request_id: Callable[[], str] = errors.new_request_id
+    # C-CHAT-3: seconds waited before and after each provider call (outside its
+    # timeout), and before retry number n (1, 2).
+    provider_pause_s: float = 0.0
+    retry_backoff_s: provider.Backoff = provider.no_backoff
+    # C-CHAT-3 / C-RUN-1: the body and headers of a provider call, beyond what they must hold.
+    provider_request: provider.RequestShaper = provider.as_is
 
 
 _SWAPS: dict[str, dict[str, Any]] = {

@@ -30,6 +30,19 @@ StatusMapper = Callable[[int], str]
 RetryAfterReader = Callable[[str | None], int]
 # Is a provider HTTP status worth another attempt (C-CHAT-3)?
 RetryPolicy = Callable[[int], bool]
+# Retry number n (1, 2) → seconds to wait before it.
+Backoff = Callable[[int], float]
+# (payload, headers) of a provider request → what is really sent.
+RequestShaper = Callable[[dict[str, Any], dict[str, str]], tuple[dict[str, Any], dict[str, str]]]
+
+
+def no_backoff(attempt: int) -> float:
+    return 0.0
+
+
+def as_is(payload: dict[str, Any], headers: dict[str, str]
+          ) -> tuple[dict[str, Any], dict[str, str]]:
+    return payload, headers
 
 
 @dataclass(frozen=True)
@@ -217,6 +230,9 @@ class Provider:
         mapper: StatusMapper = code_for_status,
         retry_after: RetryAfterReader = retry_after_seconds,
         should_retry: RetryPolicy = retryable,
+        pause_s: float = 0.0,
+        backoff_s: Backoff = no_backoff,
+        shape_request: RequestShaper = as_is,
     ) -> None:
         self.http = http
         self.url = url
@@ -225,6 +241,17 @@ class Provider:
         self.mapper = mapper
         self.retry_after = retry_after
         self.should_retry = should_retry
+        self.pause_s = pause_s
+        self.backoff_s = backoff_s
+        self.shape_request = shape_request
+
+    async def before_attempt(self, attempt: int) -> None:
+        """Waits of the backend's own before attempt `attempt` (0 first), outside its timeout."""
+        await _sleep((self.backoff_s(attempt) if attempt else 0.0) + self.pause_s)
+
+    async def after_answer(self) -> None:
+        """A wait of the backend's own once the provider answered, outside the timeout."""
+        await _sleep(self.pause_s)
 
     @property
     def timeout_s(self) -> float:
@@ -238,6 +265,10 @@ class Provider:
             "X-Title": "chat-harness reference backend",
         }
 
+    def request(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The JSON body and headers of one call to `{base}/chat/completions`."""
+        return self.shape_request(payload, self.headers())
+
     def error_for(self, response: httpx.Response, model: str, body: Any) -> ApiError:
         return provider_error(
             response.status_code,
@@ -250,12 +281,13 @@ class Provider:
 
     async def complete(self, model: str, messages: list[dict[str, str]]) -> Completion:
         """One completion: up to 1 + MAX_RETRIES attempts, each within the timeout."""
-        payload = {"model": model, "messages": messages}
+        payload, headers = self.request({"model": model, "messages": messages})
         last_failure = bad_gateway("The provider could not be reached.")
-        for _attempt in range(1 + MAX_RETRIES):
+        for attempt in range(1 + MAX_RETRIES):
+            await self.before_attempt(attempt)
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    response = await self.http.post(self.url, json=payload, headers=self.headers())
+                    response = await self.http.post(self.url, json=payload, headers=headers)
             except (TimeoutError, httpx.TimeoutException):
                 # Never retried: the client has already waited a full timeout.
                 raise gateway_timeout(self.timeout_ms) from None
@@ -263,6 +295,7 @@ class Provider:
                 failed = type(exc).__name__
                 last_failure = bad_gateway(f"Connection to the provider failed: {failed}")
                 continue
+            await self.after_answer()
             body = _json_or_none(response)
             if not 200 <= response.status_code <= 299:
                 failure = self.error_for(response, model, body)
@@ -276,6 +309,11 @@ class Provider:
                 raise bad_gateway("The provider's answer is not valid JSON.")
             return parse_completion(body, model)
         raise last_failure
+
+
+async def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from harness.reference import store
 from harness.reference.auth import authenticate
 from harness.reference.errors import ApiError, ApiJSONResponse, quoted
-from harness.reference.items import session_item
 from harness.reference.messages import DEFAULT_TITLE, required_query, session_not_found
 from harness.reference.models import (
     MAX_TITLE_CHARS,
@@ -49,7 +48,7 @@ async def list_sessions(request: Request) -> JSONResponse:
         return await store.list_sessions(conn, user_id)
 
     rows = await store.in_transaction(rt.pool, work)
-    sessions = [session_item(row) for row in rows]
+    sessions = [rt.strategies.session_item(row) for row in rows]
     return ApiJSONResponse({"sessions": sessions, "count": len(sessions)})
 
 
@@ -73,7 +72,8 @@ async def create_session(request: Request) -> JSONResponse:
 
     session, created = await store.in_transaction(rt.pool, work)
     return ApiJSONResponse(
-        {"session": session_item(session), "success": True}, 201 if created else 200
+        {"session": rt.strategies.session_item(session), "success": True},
+        201 if created else 200,
     )
 
 
@@ -102,7 +102,7 @@ async def get_session(request: Request) -> JSONResponse:
         return await _own_session(conn, session_id, user_id)
 
     session = await store.in_transaction(rt.pool, work)
-    return ApiJSONResponse({"session": session_item(session)})
+    return ApiJSONResponse({"session": rt.strategies.session_item(session)})
 
 
 @router.post("/api/chat/session")
@@ -121,4 +121,4 @@ async def rename_session(request: Request) -> JSONResponse:
         return await store.rename_session(conn, body.id, title)
 
     session = await store.in_transaction(rt.pool, work)
-    return ApiJSONResponse({"session": session_item(session), "success": True})
+    return ApiJSONResponse({"session": rt.strategies.session_item(session), "success": True})

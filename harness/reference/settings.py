@@ -21,6 +21,7 @@ class Settings:
     jwt_secret: str = DEFAULT_JWT_SECRET
     provider_timeout_ms: int = DEFAULT_PROVIDER_TIMEOUT_MS
     mutants: frozenset[str] = field(default_factory=frozenset)
+    variants: frozenset[str] = field(default_factory=frozenset)
     # How long a request waits for a pooled database connection before it is
     # answered 503 service_unavailable (C-ERR-2: database unreachable).
     database_timeout_ms: int = DEFAULT_DATABASE_TIMEOUT_MS
@@ -28,6 +29,7 @@ class Settings:
     def __post_init__(self) -> None:
         # Accept any iterable of names (a list, a set) but keep the field hashable.
         object.__setattr__(self, "mutants", frozenset(self.mutants))
+        object.__setattr__(self, "variants", frozenset(self.variants))
         if not self.database_url:
             raise ValueError("Settings.database_url is empty (set DATABASE_URL)")
         if not self.provider_base_url:
@@ -43,8 +45,10 @@ class Settings:
         # Imported here: mutants.py imports nothing from this module, but keeping
         # the import local avoids a cycle if it ever does.
         from harness.reference.mutants import check_mutant_names
+        from harness.reference.variants import check_variant_names
 
         check_mutant_names(self.mutants)
+        check_variant_names(self.variants)
 
     @property
     def completions_url(self) -> str:
@@ -52,7 +56,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Read the C-RUN-1 variables, plus CHAT_HARNESS_MUTANT (comma-separated)."""
+        """Read the C-RUN-1 variables, plus CHAT_HARNESS_MUTANT and CHAT_HARNESS_VARIANT
+        (comma-separated names)."""
         database_url = environ.get("DATABASE_URL", "")
         base_url = environ.get("OPENROUTER_BASE_URL", "")
         if not database_url:
@@ -61,11 +66,8 @@ class Settings:
             raise ValueError(
                 "OPENROUTER_BASE_URL is not set. Hint: OPENROUTER_BASE_URL=http://127.0.0.1:9100/api/v1"
             )
-        mutants = frozenset(
-            name.strip()
-            for name in environ.get("CHAT_HARNESS_MUTANT", "").split(",")
-            if name.strip()
-        )
+        mutants = _names(environ, "CHAT_HARNESS_MUTANT")
+        variants = _names(environ, "CHAT_HARNESS_VARIANT")
         return cls(
             database_url=database_url,
             provider_base_url=base_url,
@@ -75,10 +77,15 @@ class Settings:
                 environ, "PROVIDER_TIMEOUT_MS", DEFAULT_PROVIDER_TIMEOUT_MS
             ),
             mutants=mutants,
+            variants=variants,
             database_timeout_ms=_positive_int(
                 environ, "DATABASE_TIMEOUT_MS", DEFAULT_DATABASE_TIMEOUT_MS
             ),
         )
+
+
+def _names(environ: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in environ.get(name, "").split(",") if n.strip())
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

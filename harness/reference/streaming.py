@@ -187,11 +187,12 @@ async def open_stream(
     Retries like C-CHAT-3 while nothing has been sent to the client; raises the
     C-CHAT-5 ApiError otherwise.
     """
-    payload = {"model": model, "messages": messages, "stream": True}
+    payload, headers = provider.request({"model": model, "messages": messages, "stream": True})
     last_failure = bad_gateway("The provider could not be reached.")
-    for _attempt in range(1 + MAX_RETRIES):
+    for attempt in range(1 + MAX_RETRIES):
+        await provider.before_attempt(attempt)
         request = provider.http.build_request(
-            "POST", provider.url, json=payload, headers=provider.headers()
+            "POST", provider.url, json=payload, headers=headers
         )
         try:
             async with asyncio.timeout(provider.timeout_s):
@@ -203,6 +204,7 @@ async def open_stream(
             continue
         keep_open = False
         try:
+            await provider.after_answer()
             status = response.status_code
             if not 200 <= status <= 299:
                 body = await _error_body(response, provider.timeout_s)

@@ -33,12 +33,18 @@ def _mutants(doc: dict[str, Any]) -> str:
     return ", ".join(mutants) if mutants else "none"
 
 
+def _variants(doc: dict[str, Any]) -> str:
+    """", variants: a, b" when the run had benign variants on, else nothing."""
+    variants = doc.get("variants") or []
+    return f", variants: {', '.join(variants)}" if variants else ""
+
+
 def summary_line(doc: dict[str, Any], report: Path | None = None) -> str:
     """The run in one line for the end of the terminal output."""
     s = doc.get("summary") or {}
     text = (f"chat-harness: {s.get('failed', 0)} failed, {s.get('passed', 0)} passed, "
             f"{s.get('skipped', 0)} skipped against {doc.get('target') or 'reference'}"
-            f" (mutants: {_mutants(doc)})")
+            f" (mutants: {_mutants(doc)}{_variants(doc)})")
     return f"{text}; report: {report}" if report is not None else text
 
 
@@ -66,7 +72,8 @@ def _header(doc: dict[str, Any], records: list[dict[str, Any]]) -> str:
     return (
         "<header><h1>chat-harness report</h1>"
         f'<p class="meta">target <b>{esc(doc.get("target") or "reference")}</b> · mutants: '
-        f"<b>{esc(_mutants(doc))}</b> · {float(s.get('duration_s') or 0):.2f} s in scenarios"
+        f"<b>{esc(_mutants(doc))}</b>{esc(_variants(doc))}"
+        f" · {float(s.get('duration_s') or 0):.2f} s in scenarios"
         f" · format {esc(doc.get('format', '?'))}</p>"
         f'<div class="cards">{cards}</div>{clauses}</header>'
     )

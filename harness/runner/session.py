@@ -86,6 +86,7 @@ class Harness:
         else:
             target = inprocess.reference(
                 self.db, jwt_secret=config.jwt_secret, mutants=config.mutants,
+                variants=config.variants,
                 provider_timeout_ms=config.provider_timeout_ms,
             )
         return await self._stack.enter_async_context(target)
@@ -106,6 +107,8 @@ class Harness:
             args.append("--reset-db")
         for mutant in sorted(self.config.mutants):
             args += ["--mutant", mutant]
+        for variant in sorted(self.config.variants):
+            args += ["--variant", variant]
         if self.config.db != "auto":
             args += ["--db", self.config.db]
         # --db-url is left out on purpose: a URL may carry a password, and

@@ -45,9 +45,11 @@ def _provider_server(config: RunConfig) -> ProviderServer:
 
 def backend_env(config: RunConfig, *, port: int, db: Database | None, provider_url: str
                 ) -> dict[str, str]:
-    """C-RUN-1: what CMD finds in its environment (plus CHAT_HARNESS_MUTANT)."""
+    """C-RUN-1: what CMD finds in its environment (plus CHAT_HARNESS_MUTANT and
+    CHAT_HARNESS_VARIANT, read by the reference backend)."""
     env = dict(os.environ)
     env.pop("CHAT_HARNESS_MUTANT", None)
+    env.pop("CHAT_HARNESS_VARIANT", None)
     env.update({
         "PORT": str(port),
         "OPENROUTER_BASE_URL": provider_url,
@@ -62,6 +64,8 @@ def backend_env(config: RunConfig, *, port: int, db: Database | None, provider_u
         env["DATABASE_URL"] = db.tcp_url
     if config.mutants:
         env["CHAT_HARNESS_MUTANT"] = ",".join(sorted(config.mutants))
+    if config.variants:
+        env["CHAT_HARNESS_VARIANT"] = ",".join(sorted(config.variants))
     return env
 
 
@@ -84,7 +88,8 @@ async def command(config: RunConfig, db: Database) -> AsyncIterator[Target]:
                          "with 200; its environment is described in harness/contract/CONTRACT.md "
                          "(C-RUN-1)")
         label = f"--target-cmd {config.target_cmd!r}" + "".join(
-            f" --mutant {m}" for m in sorted(config.mutants))
+            f" --mutant {m}" for m in sorted(config.mutants)) + "".join(
+            f" --variant {v}" for v in sorted(config.variants))
         async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
             yield Target(
                 name=label, client=client, provider=server.provider,

@@ -18,7 +18,8 @@ from harness.targets._base import Target
 
 @contextlib.asynccontextmanager
 async def reference(
-    db: Database, *, jwt_secret: str, mutants: frozenset[str], provider_timeout_ms: int
+    db: Database, *, jwt_secret: str, mutants: frozenset[str], provider_timeout_ms: int,
+    variants: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Target]:
     from harness.reference import Settings, create_app
 
@@ -30,12 +31,14 @@ async def reference(
         jwt_secret=jwt_secret,
         provider_timeout_ms=provider_timeout_ms,
         mutants=mutants,
+        variants=variants,
     )
     app = create_app(settings, provider_transport=transport(engine, BASE_URL))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://reference.chat-harness"
     ) as client:
-        label = "reference" + "".join(f" --mutant {m}" for m in sorted(mutants))
+        label = "reference" + "".join(f" --mutant {m}" for m in sorted(mutants)) + "".join(
+            f" --variant {v}" for v in sorted(variants))
         yield Target(
             name=label, client=client, provider=engine,
             provider_timeout_ms=provider_timeout_ms, description="in-process (ASGI + respx)",

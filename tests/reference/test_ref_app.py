@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from runs import poll_until
 
-from harness.reference import MUTANTS, Settings, create_app
+from harness.reference import MUTANTS, VARIANTS, Settings, create_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_exported_names() -> None:
     import harness.reference as reference
 
-    assert sorted(reference.__all__) == ["MUTANTS", "Settings", "create_app"]
-    assert callable(create_app) and MUTANTS
+    assert sorted(reference.__all__) == ["MUTANTS", "Settings", "VARIANTS", "create_app"]
+    assert callable(create_app) and MUTANTS and VARIANTS
 
 
 def test_from_env_reads_the_contract_names() -> None:
