@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 BASELINE = "(none)"  # the row of the correct backend
+# failures that say nothing of the backend: they kill no mutant
+NOT_FINDINGS = frozenset({"harness_error", "scenario_error", "collection"})
 
 
 @dataclass
@@ -126,14 +128,21 @@ def _row(mutant: str, description: str, code: int, took: float, folder: Path, lo
     from harness.reporting.jsonfile import read
 
     doc = read(results)
+    unjudged = []
     for rec in doc["scenarios"]:
-        if rec["outcome"] == "failed":
+        findings = set(rec["checks_failed"]) - NOT_FINDINGS
+        if rec["outcome"] == "failed" and findings:
             row.killers.append(Killer(rec["scenario_id"], rec["checks_failed"],
                                       rec["clauses_broken"]))
         elif rec["outcome"] == "skipped":
             row.skipped += 1
-        else:
+        elif rec["outcome"] == "passed":
             row.passed += 1
+        else:  # a harness or scenario error, a file that did not load, not run
+            why = ", ".join(rec["checks_failed"]) or rec["outcome"]
+            unjudged.append(f"{rec['scenario_id']} ({why})")
+    if unjudged:
+        row.error = f"{len(unjudged)} scenario(s) not judged: " + "; ".join(unjudged[:5])
     return row
 
 
