@@ -14,8 +14,30 @@ import sys
 
 from harness.config import default_scenarios
 from harness.db import KINDS
-from harness.errors import HarnessError
+from harness.errors import EnvironmentProblem, HarnessError
 from harness.options import add_target_options
+
+# pytest (and pytest-xdist) options that take a value, which `run` passes on: declared
+# here, so that the value of `-n 2` or `-k seed` is not taken for a scenario path
+PYTEST_VALUE_OPTIONS = (
+    ("-n", "--numprocesses"), ("--dist",), ("--maxprocesses",), ("-k",), ("-m",), ("-p",),
+    ("-o", "--override-ini"), ("--maxfail",), ("--tb",), ("-r",), ("--durations",),
+    ("--deselect",), ("--ignore",), ("--ignore-glob",), ("-c",), ("--rootdir",),
+    ("--basetemp",), ("--junitxml", "--junit-xml"), ("--log-level",),
+)
+
+
+def _dest(flags: tuple[str, ...]) -> str:
+    return "pytest_" + flags[-1].lstrip("-").replace("-", "_")
+
+
+def _pytest_options(args: argparse.Namespace) -> list[str]:
+    """The pytest options of PYTEST_VALUE_OPTIONS given to `run`, as pytest takes them."""
+    out: list[str] = []
+    for flags in PYTEST_VALUE_OPTIONS:
+        for value in getattr(args, _dest(flags)) or []:
+            out += [flags[-1], value]
+    return out
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
@@ -30,6 +52,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     if not args.paths and paths != ["scenarios"]:
         # the harness's own scenarios, from elsewhere: reports still go under here
         argv += ["--rootdir", os.getcwd()]
+        print(f"chat-harness: no scenarios/ folder here: running the bundled contract suite "
+              f"({paths[0]})", flush=True)
     for mutant in args.mutant:
         argv += ["--mutant", mutant]
     for variant in args.variant:
@@ -43,9 +67,15 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     for flag in ("no_schema", "reset_db"):
         if getattr(args, flag):
             argv.append(f"--{flag.replace('_', '-')}")
-    if any(a.startswith(("-n", "--numprocesses", "--dist")) for a in rest):
+    passed_on = _pytest_options(args)
+    if any(a.startswith(("-n", "--numprocesses", "--dist", "--maxprocesses"))
+           for a in passed_on + rest):
         argv += ["-p", "xdist.plugin"]  # autoload is off: pytest-xdist only when asked for
-    return int(pytest.main(argv + rest))
+    code = int(pytest.main(argv + passed_on + rest))
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print(f"chat-harness: no scenario found under {' '.join(paths)} (YAML files in a "
+              "folder named scenarios/)", file=sys.stderr)
+    return code
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -166,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Conformance and regression tests for LLM chat backends.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run scenarios (extra arguments go to pytest)")
+    # no abbreviations: pytest's own (--co) must reach pytest, not match one of ours
+    run = sub.add_parser("run", help="run scenarios (extra arguments go to pytest)",
+                         allow_abbrev=False)
     run.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
     run.add_argument("--target", default=None, help="backend under test: reference (default)")
     add_target_options(run)
@@ -179,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: reports; '' for none)")
     run.add_argument("--no-cache", action="store_true",
                      help="embedded PostgreSQL: initdb every run, no warm cache")
+    for flags in PYTEST_VALUE_OPTIONS:  # passed on to pytest as given
+        run.add_argument(*flags, dest=_dest(flags), action="append", default=None,
+                         help=("run on N workers (pytest-xdist; 'auto': one per CPU)"
+                               if flags[0] == "-n" else argparse.SUPPRESS),
+                         metavar="N" if flags[0] == "-n" else None)
     cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "
                          "exits 1 if a clause is uncovered")
     cov.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
@@ -292,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             return fuzz_command.main(args, rest)
         if args.command in ("mutants-list", "variants-list"):
             return _list(mutants=args.command == "mutants-list")
+    except EnvironmentProblem as exc:  # as for run: the backend or the database
+        print(f"chat-harness: {exc.render()}", file=sys.stderr)
+        return 3
     except HarnessError as exc:
         print(f"chat-harness: {exc.render()}", file=sys.stderr)
         return 2

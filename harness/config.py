@@ -26,12 +26,37 @@ def _find_fixtures() -> Path:
 
 
 def default_scenarios() -> str:
-    """What ``chat-harness run`` runs without paths: ``scenarios`` here if there is
-    one, else the scenarios that come with the harness."""
-    found = _shipped("scenarios", "seed")
-    if found is None or found == Path.cwd() / "scenarios":
+    """What ``chat-harness run`` runs without paths: ``scenarios/`` of the current folder
+    whenever there is one (whatever it holds), else the scenarios that come with the
+    harness (the checkout's, or the wheel's copy)."""
+    if (Path.cwd() / "scenarios").is_dir():
         return "scenarios"
-    return str(found)
+    found = bundled_scenarios()
+    return str(found) if found is not None else "scenarios"
+
+
+def bundled_scenarios() -> Path | None:
+    """The contract suite that comes with the harness: the checkout's ``scenarios/`` (an
+    editable install), else the wheel's copy under ``harness/_bundled/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "scenarios", here / "_bundled" / "scenarios"):
+        if (candidate / "seed").is_dir():
+            return candidate
+    return None
+
+
+def describe_source(folder: Path) -> str:
+    """Where a run's scenarios came from, as the summary says it: ``./scenarios``, or
+    ``the bundled contract suite (PATH)`` for the harness's own from elsewhere."""
+    folder = folder.resolve()
+    here = Path.cwd().resolve()
+    if folder.is_relative_to(here):
+        rel = folder.relative_to(here).as_posix()
+        return "./" if rel == "." else f"./{rel}"
+    bundled = bundled_scenarios()
+    if bundled is not None and folder.is_relative_to(bundled.resolve()):
+        return f"the bundled contract suite ({folder})"
+    return str(folder)
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,7 @@ class RunConfig:
     reset_db: bool = True  # --target-url: only with --reset-db (the backend's own database)
     start_timeout_s: float = 60.0  # for GET /api/health of --target-cmd
     reports: Path = Path("reports")  # logs (target.log) go there too
+    keep_logs: bool = True  # --reports '': the backend's log goes to a folder removed after
 
     @property
     def mode(self) -> str:
@@ -134,6 +160,7 @@ class RunConfig:
             start_timeout_s=start_timeout_s or 60.0,
             request_timeout_s=step_timeout_s or 30.0,
             reports=Path(reports) if reports else Path("reports"),
+            keep_logs=reports != "",
         )
 
 

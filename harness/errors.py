@@ -9,6 +9,7 @@
     ├── EnvironmentProblem           a part the harness needs did not come up
     │   ├── DatabaseError            PostgreSQL could not be provisioned or reached
     │   └── TargetError              the backend under test did not start / answer
+    │       └── TargetRefused        it answered, but refused most requests (auth, routes)
     └── InternalError                a bug in chat-harness itself
 
 A backend that breaks the contract is *not* an exception: check failures are
@@ -95,6 +96,11 @@ class DatabaseError(EnvironmentProblem):
 
 class TargetError(EnvironmentProblem):
     """The backend under test could not be started or did not answer."""
+
+
+class TargetRefused(TargetError):
+    """The backend answered, but refused most of a run's requests for a reason of setup
+    (401/403 to the run's own tokens, 404 on a route it must have): nothing was tested."""
 
 
 class InternalError(HarnessError):

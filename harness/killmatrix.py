@@ -26,6 +26,8 @@ from typing import Any
 
 BASELINE = "(none)"  # the row of the correct backend
 MESSAGE_LIMIT = 300  # characters of each failure message kept in the matrix
+# failures that say nothing of the backend: they kill no mutant
+NOT_FINDINGS = frozenset({"harness_error", "scenario_error", "collection"})
 
 
 @dataclass
@@ -155,16 +157,23 @@ def _row(mutant: str, description: str, code: int, took: float, folder: Path, lo
     from harness.reporting.jsonfile import read
 
     doc = read(results)
+    unjudged = []
     for rec in doc["scenarios"]:
-        if rec["outcome"] == "failed":
+        findings = set(rec["checks_failed"]) - NOT_FINDINGS
+        if rec["outcome"] == "failed" and findings:
             messages = [_cut(f"[{f.get('check')}/{f.get('clause')}] {f.get('message')}")
                         for f in rec.get("failures") or []]
             row.killers.append(Killer(rec["scenario_id"], rec["checks_failed"],
                                       rec["clauses_broken"], messages))
         elif rec["outcome"] == "skipped":
             row.skipped += 1
-        else:
+        elif rec["outcome"] == "passed":
             row.passed += 1
+        else:  # a harness or scenario error, a file that did not load, not run
+            why = ", ".join(rec["checks_failed"]) or rec["outcome"]
+            unjudged.append(f"{rec['scenario_id']} ({why})")
+    if unjudged:
+        row.error = f"{len(unjudged)} scenario(s) not judged: " + "; ".join(unjudged[:5])
     return row
 
 

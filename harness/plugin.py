@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 
 _HARNESS = pytest.StashKey["Harness"]()
 _SCENARIOS = pytest.StashKey[list["Scenario"]]()
-_RESULTS = pytest.StashKey[list["ScenarioResult"]]()
+_RESULTS = pytest.StashKey[dict[str, "ScenarioResult"]]()  # by nodeid
 _WORKERS = pytest.StashKey[list[str]]()  # xdist controller: JSON each worker sent
 _SHARED_DB = pytest.StashKey[Any]()  # xdist controller: the Database workers share
 _SIGNALLED = pytest.StashKey[list[str]]()  # SIGINT/SIGTERM received, in order
 _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
+_WRITTEN = pytest.StashKey[str]()  # the results.json written
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -88,7 +89,7 @@ def _reports_dir(config: pytest.Config) -> Any:
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads its option
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_RESULTS] = []
+    config.stash[_RESULTS] = {}
     if (config.getoption("target_url", None) and getattr(config.option, "numprocesses", None)
             and not hasattr(config, "workerinput")):
         # one running backend calls one provider port: the workers' scripts would mix
@@ -120,6 +121,11 @@ def pytest_configure(config: pytest.Config) -> None:
         if signal.getsignal(sig) in default:
             with contextlib.suppress(ValueError):  # not the main thread
                 signal.signal(sig, _interrupt)
+    if not hasattr(config, "workerinput"):  # the process that writes the reports
+        from harness.reporting.ledger import RunLedger
+
+        config.pluginmanager.register(RunLedger(config, signals=signalled, finish=_finish),
+                                      "chat-harness-ledger")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -193,37 +199,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keep = [item for n, item in enumerate(items) if n % count == index - 1]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
-    config.stash[_SCENARIOS] = [i.scenario for i in items if isinstance(i, ScenarioItem)]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_SCENARIOS] = [i.scenario for i in session.items
+                                        if isinstance(i, ScenarioItem)]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """One line at the end of every run: how much of the contract the run covered."""
+    """How much of the contract the run covered, and where its results are."""
     scenarios: list[Any] = config.stash.get(_SCENARIOS, [])
-    results: list[Any] = config.stash.get(_RESULTS, [])
     if _WORKERS in config.stash:  # pytest-xdist: what the workers sent back
-        scenarios, results = _from_workers(config.stash[_WORKERS])
-    if not scenarios:
-        return
-    from harness.coverage import coverage_of, summary_line
+        scenarios, _ = _from_workers(config.stash[_WORKERS])
+    if scenarios:
+        from harness.coverage import coverage_of, summary_line
 
-    terminalreporter.write_line(summary_line(coverage_of(scenarios, strict=False)))
+        terminalreporter.write_line(summary_line(coverage_of(scenarios, strict=False)))
     harness = config.stash.get(_HARNESS, None)
     if harness is not None and not harness.has_db:
         terminalreporter.write_line(
             "notice: no database given (--db-url): db steps skipped their scenarios and "
             "the DB-level checks (rows, stored timestamps) did not run")
-    reports = _reports_dir(config)
-    if results and reports is not None:
-        from harness.reporting import jsonfile
+    if _WRITTEN in config.stash:
+        terminalreporter.write_line(f"results: {config.stash[_WRITTEN]}")
 
-        meta = {"target": harness.config.target if harness else _target_label(config),
-                "mutants": _names(config.getoption("mutant")),
-                "variants": _names(config.getoption("variant"))}
-        path = jsonfile.write(reports / "results.json", results, meta=meta)
-        terminalreporter.write_line(f"results: {path}")
-        from harness.reporting import html
 
-        config.stash[_CLOSING] = html.after_run(path)  # writes report.html next to it
+def _finish(config: pytest.Config, ledger: Any, reason: str | None) -> None:
+    """At the end of a run that collected scenarios (called by the run's ledger, after
+    junit.xml is written): results.json and report.html, and the closing line."""
+    from harness.reporting import jsonfile
+    from harness.reporting.ledger import write_reports
+
+    if _WORKERS in config.stash:  # pytest-xdist: the records the workers sent back
+        _, sent = _from_workers(config.stash[_WORKERS])
+        rich = {r["nodeid"]: r for r in sent if "nodeid" in r}
+    else:
+        rich = {n: jsonfile.record(r, nodeid=n) for n, r in config.stash[_RESULTS].items()}
+    harness = config.stash.get(_HARNESS, None)
+    target = harness.target.name if harness is not None and harness.target is not None else (
+        next((str(r.get("target")) for r in rich.values()), _target_label(config)))
+    meta = {"target": harness.config.target if harness else _target_label(config),
+            "mutants": _names(config.getoption("mutant")),
+            "variants": _names(config.getoption("variant"))}
+    closing, written = write_reports(config, ledger, rich, target=target, meta=meta,
+                                     reason=reason, reports=_reports_dir(config))
+    config.stash[_CLOSING] = closing
+    if written is not None:
+        config.stash[_WRITTEN] = str(written)
 
 
 def _names(given: list[str] | None) -> list[str]:
@@ -301,7 +323,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from harness.reporting.jsonfile import record
 
     config.workeroutput["chat_harness"] = json.dumps({
-        "records": [record(r) for r in config.stash.get(_RESULTS, [])],
+        "records": [record(r, nodeid=n) for n, r in config.stash.get(_RESULTS, {}).items()],
         "covers": [[s.id, s.display, list(s.header.covers)]
                    for s in config.stash.get(_SCENARIOS, [])],
     }, default=str)
@@ -346,7 +368,7 @@ def _harness(config: pytest.Config) -> Harness:
                 jwt_secret=config.getoption("jwt_secret"),
                 start_timeout_s=config.getoption("start_timeout"),
                 step_timeout_s=config.getoption("step_timeout"),
-                reports=str(reports) if reports is not None else None,
+                reports=str(reports) if reports is not None else "",
             )
             harness = Harness(run_config)
             config.add_cleanup(harness.close)
@@ -374,7 +396,7 @@ class ScenarioItem(pytest.Item):
         except EnvironmentProblem as exc:
             # the backend or the database is gone: every later scenario would fail too
             pytest.exit(f"chat-harness cannot go on: {exc.render()}", returncode=3)
-        self.config.stash[_RESULTS].append(result)
+        self.config.stash[_RESULTS][self.nodeid] = result
         self.user_properties.append(("duration_s", round(result.duration_s, 4)))
         if result.skipped is not None:
             pytest.skip(result.skipped)

@@ -225,7 +225,8 @@ def test_chromium_shows_the_failure_timeline(tmp_path: Path) -> None:
 
 
 def test_reports_given_as_empty_writes_none(tmp_path: Path) -> None:
-    """``--reports ''``: no results.json, junit.xml or report.html anywhere (and it says so)."""
+    """``--reports ''``: no results.json, junit.xml, report.html or log anywhere (and it says
+    so)."""
     import subprocess
     import sys
 
@@ -240,4 +241,5 @@ def test_reports_given_as_empty_writes_none(tmp_path: Path) -> None:
         assert ("results: " in run.stdout) is written, run.stdout
         assert ("report: " in run.stdout) is written, run.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "junit.xml", "report.html", "results.json"]
+        "junit.xml", "report.html", "results.json", "target.log"]  # the backend's log
+    assert not (tmp_path / "reports").exists()  # with --reports '' not even its log

@@ -18,8 +18,11 @@ from pathlib import Path
 
 from harness.checks import CHECKS
 from harness.checks.conversation import Snapshot
+from harness.config import RunConfig
+from harness.db import Database
 from harness.errors import ConfigError
 from harness.explore.invariants import check_refused, check_stats
+from harness.refusals import Tally
 from harness.runner.result import Failure
 from harness.runner.run import ScenarioRun
 from harness.runner.session import Harness
@@ -38,7 +41,14 @@ def empty_scenario() -> Scenario:
 
 
 class ExploreHarness(Harness):
-    """The harness session, on a database it may empty before every example."""
+    """The harness session, on a database it may empty before every example; it
+    counts what every example's requests got (a backend that refuses the run's
+    tokens would otherwise look like a broken contract, or a kept one)."""
+
+    def __init__(self, config: RunConfig, *, db: Database | None = None) -> None:
+        super().__init__(config, db=db)
+        self._tally = Tally("explore")
+        self._last: ScenarioRun | None = None
 
     def start(self) -> None:
         config = self.config
@@ -54,8 +64,22 @@ class ExploreHarness(Harness):
         self.start()
         self._check_alive()
         self.db.reset()
+        self._count()
         scenario = empty_scenario()
-        return ScenarioRun(scenario, self.context(scenario))
+        self._last = ScenarioRun(scenario, self.context(scenario))
+        return self._last
+
+    def _count(self) -> None:
+        last, self._last = self._last, None
+        for ex in last.result.exchanges if last is not None else ():
+            if not ex.error:  # every request of the explorer carries its own valid token
+                self._tally.add(ex.method, ex.path, ex.status)
+
+    def raise_if_refused(self) -> None:
+        """Raise ``TargetRefused`` if the backend refused most of the run (see
+        :mod:`harness.refusals`)."""
+        self._count()
+        self._tally.check()
 
 
 # which built-in checks run when: see LiveRun.check

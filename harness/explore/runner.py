@@ -100,7 +100,9 @@ def explore(config: RunConfig, profile: str = "ci", *, db: Database | None = Non
             run_state_machine_as_test(machine, settings=_settings(chosen, max_examples, steps))
         except Exception:
             if not machine.found:
+                harness.raise_if_refused()  # a refusal explains it better than a traceback
                 raise  # not a contract failure: a harness error, shown as such
+        harness.raise_if_refused()  # then what it found is the refusal, not the contract's
     result.duration_s = time.perf_counter() - began
     if machine.found:
         found = machine.found[-1]  # Hypothesis replays the shrunk sequence last

@@ -221,7 +221,8 @@ def _schemathesis(args: list[str]) -> int:
 
 
 def run_fuzz(options: FuzzOptions, *, db: Database | None = None) -> int:
-    """Fuzz the target; 0 when nothing was found, 1 on failures, 2 on errors.
+    """Fuzz the target; 0 when nothing was found, 1 on failures, 2 on errors. A backend
+    that refused the run (:mod:`harness.refusals`) raises ``TargetRefused``.
 
     ``db`` shares a running PostgreSQL with the in-process reference (not closed).
     """
@@ -229,8 +230,9 @@ def run_fuzz(options: FuzzOptions, *, db: Database | None = None) -> int:
         raise ConfigError(f"unknown profile {options.profile!r}",
                           hint="choose " + " or ".join(PROFILES))
     import harness.fuzz.checks
-    import harness.fuzz.hooks
     import harness.fuzz.probes  # noqa: F401  (importing them registers checks and hook)
+    from harness.fuzz import hooks
+    from harness.refusals import Tally
 
     profile = PROFILES[options.profile]
     budget = options.max_time_s or profile.max_time_s or 3600
@@ -242,8 +244,14 @@ def run_fuzz(options: FuzzOptions, *, db: Database | None = None) -> int:
         print(f"chat-harness fuzz: {'the in-process reference' if not options.target_url else url}"
               + "".join(f" --mutant {m}" for m in sorted(options.mutants))
               + f", profile {profile.name}, users {', '.join(n for n, _ in users)}", flush=True)
-        code = _schemathesis(args)
+        tally = Tally("fuzz", auth_hint="check --jwt-secret: it must be the backend's "
+                      "JWT_SECRET (or give --token with tokens the backend accepts)",
+                      route_hint="check --target-url: the chat API must be at its root "
+                      "(/api/chat, /api/health)")
+        with hooks.counting(tally, frozenset(f"Bearer {t}" for _, t in users)):
+            code = _schemathesis(args)
         sys.stdout.flush()
+    tally.check()  # a backend that refused the run: no "no issues found"
     if code == 1 and not options.target_url:
         print("The curl lines above name the in-process reference's port, gone now; rerun the "
               "same command (same --seed), or serve the reference with "

@@ -44,6 +44,7 @@ class LoadReport:
     sessions: int = 0
     planned_left: int = 0  # provider answers planned and never asked for
     db_checked: bool = True
+    refused: tuple[str, str] | None = None  # why the backend refused the load, what to check
 
     @property
     def unexpected_5xx(self) -> int:
@@ -51,7 +52,7 @@ class LoadReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and self.refused is None
 
     @property
     def throughput(self) -> float:
@@ -65,7 +66,11 @@ class LoadReport:
         return values[max(1, math.ceil(len(values) * q / 100)) - 1]
 
     def render(self) -> str:
-        """The summary, the first problems, and ``load: OK`` or ``load: FAILED (N problems)``."""
+        """The summary, the first problems, and ``load: OK`` or ``load: FAILED (N problems)``
+        (``load: NOT TESTED`` when the backend refused it)."""
+        if self.refused is not None:  # its problems are the refusal's, not findings
+            return "\n".join([*self._summary(), "load: NOT TESTED: the backend refused it "
+                              f"({len(self.problems)} problems that follow from that not shown)"])
         lines = self._summary() + self._problem_lines()
         lines.append("load: OK" if self.ok else f"load: FAILED ({len(self.problems)} problems)")
         return "\n".join(lines)

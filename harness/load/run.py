@@ -5,7 +5,8 @@ plans every client's provider answers, plays all conversations at once, audits
 what was stored, and counts the planned answers nobody asked for.
 ``chat-harness load`` (:func:`add_parser`, :func:`main`) takes the options of
 ``run`` that say what to start, and the load's own; it prints the report and
-exits 1 on a problem.
+exits 1 on a problem, 3 when the backend refused the load (401s to its tokens,
+404s on its routes: nothing was tested).
 """
 
 from __future__ import annotations
@@ -63,7 +64,23 @@ def run_load(config: RunConfig, options: LoadOptions) -> LoadReport:
         traffic = Traffic(target.client, report, options.request_timeout_s)
         harness.call(_run(traffic, clients, harness.db if harness.has_db else None))
         _count_planned_left(provider, report)
+    report.refused = _refused(report)
     return report
+
+
+_ROUTES = {"chat": "/api/chat", "sync": "/api/chat/messages"}
+
+
+def _refused(report: LoadReport) -> tuple[str, str] | None:
+    """Whether the backend refused the load (:mod:`harness.refusals`): every client's
+    request carries a valid token of its own."""
+    from harness.refusals import Tally
+
+    tally = Tally("load")
+    for sample in report.samples:
+        if sample.status and sample.kind in _ROUTES:
+            tally.add("POST", _ROUTES[sample.kind], sample.status)
+    return tally.verdict()
 
 
 async def _run(traffic: Traffic, clients: list[Client], db: Database | None) -> None:
@@ -120,4 +137,8 @@ def main(args: argparse.Namespace) -> int:
     report = run_load(config, LoadOptions(clients=args.clients, turns=args.turns,
                                           seed=args.seed, request_timeout_s=args.step_timeout))
     print(report.render())
+    if report.refused is not None:  # nothing was tested: said as such, exit 3
+        from harness.errors import TargetRefused
+
+        raise TargetRefused(report.refused[0], hint=report.refused[1])
     return 0 if report.ok else 1

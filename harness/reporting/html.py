@@ -21,6 +21,7 @@ from harness.reporting import timeline
 from harness.reporting.escape import esc, pretty, short
 
 OPEN_FAILURES = 5  # failing scenarios shown unfolded; later ones start folded
+_SHOWN = ("failed", "error")  # outcomes shown in full, with their problems
 _DIFF_CHECKS = ("order", "lost", "rows")  # their lists: the client's view vs the backend's
 
 
@@ -39,40 +40,99 @@ def _variants(doc: dict[str, Any]) -> str:
     return f", variants: {', '.join(variants)}" if variants else ""
 
 
+_ERROR_CHECKS = {"scenario_error": "scenario error", "harness_error": "harness error"}
+
+
+def counts(doc: dict[str, Any]) -> str:
+    """``1 failed (1 harness error), 51 passed, 0 skipped, 1 error, 2 not run``: every
+    scenario counted once; errors and not-run ones only when there are any."""
+    s = doc.get("summary") or {}
+    kinds: dict[str, int] = {}
+    for record in doc.get("scenarios") or []:
+        if record.get("outcome") == "failed":
+            for check in record.get("checks_failed") or []:
+                if check in _ERROR_CHECKS:
+                    kinds[_ERROR_CHECKS[check]] = kinds.get(_ERROR_CHECKS[check], 0) + 1
+    why = f" ({', '.join(_plural(n, k) for k, n in sorted(kinds.items()))})" if kinds else ""
+    text = (f"{s.get('failed', 0)} failed{why}, {s.get('passed', 0)} passed, "
+            f"{s.get('skipped', 0)} skipped")
+    if s.get("errors"):
+        text += f", {_plural(int(s['errors']), 'error')}"
+    if s.get("not_run"):
+        text += f", {s['not_run']} not run"
+    return text
+
+
+def stopped(doc: dict[str, Any]) -> str | None:
+    """``interrupted by SIGINT after 51 of 53 scenarios``, for a run that stopped early."""
+    reason = doc.get("interrupted")
+    if not reason:
+        return None
+    s = doc.get("summary") or {}
+    collected = int(doc.get("collected") or 0)
+    ran = max(0, collected - int(s.get("not_run") or 0))
+    return f"{reason} after {ran} of {collected} scenarios"
+
+
 def summary_line(doc: dict[str, Any], report: Path | None = None) -> str:
     """The run in one line for the end of the terminal output."""
-    s = doc.get("summary") or {}
-    text = (f"chat-harness: {s.get('failed', 0)} failed, {s.get('passed', 0)} passed, "
-            f"{s.get('skipped', 0)} skipped against {doc.get('target') or 'reference'}"
-            f" (mutants: {_mutants(doc)}{_variants(doc)})")
+    halt = stopped(doc)
+    text = (f"chat-harness: {halt or ''}{': ' if halt else ''}{counts(doc)} "
+            f"against {doc.get('target') or 'reference'} (mutants: {_mutants(doc)}"
+            f"{_variants(doc)})")
+    if doc.get("source"):
+        text += f"; {_plural(int(doc.get('collected') or 0), 'scenario')} from {doc['source']}"
     return f"{text}; report: {report}" if report is not None else text
 
 
 # -- pieces --------------------------------------------------------------------------
 
 
+def _cls(outcome: str) -> str:
+    return outcome.replace(" ", "-")
+
+
 def _pill(outcome: str) -> str:
-    return f'<span class="pill {esc(outcome)}">{esc(outcome)}</span>'
+    return f'<span class="pill {esc(_cls(outcome))}">{esc(outcome)}</span>'
 
 
 def _anchor(n: int) -> str:
     return f"s{n}"
 
 
+def _banner(doc: dict[str, Any]) -> str:
+    """A run that stopped early says so above everything else."""
+    halt = stopped(doc)
+    if halt is None:
+        return ""
+    names = doc.get("not_run") or []
+    shown = ", ".join(str(n) for n in names[:10]) + (f", … ({len(names) - 10} more)"
+                                                      if len(names) > 10 else "")
+    return (f'<div class="banner" id="interrupted"><b>{esc(halt[0].upper() + halt[1:])}</b>: '
+            f"{_plural(len(names), 'scenario')} not run"
+            f"{': ' + esc(shown) if names else ''}. The counts below are not a full run's."
+            "</div>")
+
+
 def _header(doc: dict[str, Any], records: list[dict[str, Any]]) -> str:
     s = doc.get("summary") or {}
     broken = sorted({c for r in records for c in r.get("clauses_broken") or []})
+    kinds = [("failed", "failed", "failed"), ("passed", "passed", "passed"),
+             ("skipped", "skipped", "skipped")]
+    kinds += [(key, label, cls) for key, label, cls in (("errors", "errors", "failed"),
+                                                        ("not_run", "not run", "failed"))
+              if s.get(key)]
     cards = "".join(
-        f'<div class="card {cls}"><b>{int(s.get(key, 0) or 0)}</b>{label}</div>'
-        for key, label, cls in (("failed", "failed", "failed"), ("passed", "passed", "passed"),
-                                ("skipped", "skipped", "skipped"),
-                                ("scenarios", "scenarios", "all")))
+        f'<div class="card {cls}" data-count="{esc(key)}"><b>{int(s.get(key, 0) or 0)}</b>'
+        f"{label}</div>" for key, label, cls in [*kinds, ("scenarios", "scenarios", "all")])
     clauses = (f'<p class="meta">contract clauses broken: <b>{esc(", ".join(broken))}</b></p>'
                if broken else "")
+    source = (f' · {esc(_plural(int(doc.get("collected") or 0), "scenario"))} from '
+              f'<b>{esc(doc["source"])}</b>' if doc.get("source") else "")
     return (
-        "<header><h1>chat-harness report</h1>"
+        f"<header><h1>chat-harness report</h1>{_banner(doc)}"
         f'<p class="meta">target <b>{esc(doc.get("target") or "reference")}</b> · mutants: '
-        f"<b>{esc(_mutants(doc))}</b>{esc(_variants(doc))}"
+        f"<b>{esc(_mutants(doc))}</b>{esc(_variants(doc))}{source}"
         f" · {float(s.get('duration_s') or 0):.2f} s in scenarios"
         f" · format {esc(doc.get('format', '?'))}</p>"
         f'<div class="cards">{cards}</div>{clauses}</header>'
@@ -100,8 +160,9 @@ def _problems(record: dict[str, Any]) -> str:
     items = []
     for f in record.get("failures") or []:
         clause = f" {f['clause']}" if f.get("clause") else ""
+        where = _where(record, f.get("step")) if record.get("steps") else ""  # none ran
         items.append(f'<li><span class="check">{esc(f.get("check"))}{esc(clause)}</span> '
-                     f'<span class="where">{esc(_where(record, f.get("step")))}</span> '
+                     f'<span class="where">{esc(where)}</span> '
                      f"{esc(f.get('message', ''))}</li>")
     return f'<ol class="problems">{"".join(items)}</ol>'
 
@@ -172,33 +233,51 @@ def _steps(record: dict[str, Any]) -> str:
                      f"{esc(short(step.get('title', ''), 90))}</summary>{exchanges}{calls}"
                      "</details>")
     checks = "".join(_exchange(e) for e in record.get("exchanges") or [])
+    if not parts and not checks:
+        return ""
     if checks:
         parts.append(f"<details><summary>the checks' own requests</summary>{checks}</details>")
     return (f'<details class="steps"><summary>steps, requests and answers ({len(parts)})'
             f"</summary>{''.join(parts)}</details>")
 
 
+def _backend_log(record: dict[str, Any]) -> str:
+    log = record.get("backend_log") or {}
+    tail = log.get("tail") or []
+    if not tail:
+        return ""
+    where = f"all of it: {log['path']}" if log.get("path") else "not kept"
+    return (f'<h3>the backend\'s log while it ran, its last {len(tail)} lines '
+            f"<small>({esc(where)})</small></h3>"
+            f'<pre class="log">{esc(chr(10).join(str(t) for t in tail))}</pre>')
+
+
 def _failing(record: dict[str, Any], n: int, open_: bool) -> str:
+    outcome = str(record.get("outcome") or "failed")
     checks = ", ".join(record.get("checks_failed") or [])
     clauses = ", ".join(record.get("clauses_broken") or [])
     diffs = "".join(_side_by_side(record, f) for f in record.get("failures") or [])
+    picture = (f'<h3>timeline</h3><div class="tl">{timeline.render(record)}</div>'
+               if record.get("steps") or record.get("exchanges") else "")
     return (
-        f'<details class="scenario failed" id="{_anchor(n)}"{" open" if open_ else ""}>'
-        f"<summary>{_pill('failed')} <b>{esc(record.get('scenario_id'))}</b> "
+        f'<details class="scenario {esc(_cls(outcome))}" id="{_anchor(n)}"'
+        f'{" open" if open_ else ""}>'
+        f"<summary>{_pill(outcome)} <b>{esc(record.get('scenario_id'))}</b> "
         f'<span class="dim">{esc(record.get("file"))} · {esc(checks)}'
         f"{' · ' + esc(clauses) if clauses else ''}</span></summary>"
-        f"{_rerun(record)}{_problems(record)}"
-        f'<h3>timeline</h3><div class="tl">{timeline.render(record)}</div>'
-        f"{'<h3>expected vs actual</h3>' + diffs if diffs else ''}{_steps(record)}</details>"
+        f"{_rerun(record)}{_problems(record)}{picture}"
+        f"{'<h3>expected vs actual</h3>' + diffs if diffs else ''}{_backend_log(record)}"
+        f"{_steps(record)}</details>"
     )
 
 
 def _row(record: dict[str, Any], n: int) -> str:
     outcome = str(record.get("outcome"))
     name = esc(record.get("scenario_id"))
-    link = f'<a href="#{_anchor(n)}">{name}</a>' if outcome == "failed" else name
-    note = record.get("skipped") or ", ".join(record.get("checks_failed") or [])
-    return (f'<tr class="{esc(outcome)}"><td>{_pill(outcome)}</td><td>{link}</td>'
+    link = f'<a href="#{_anchor(n)}">{name}</a>' if outcome in _SHOWN else name
+    note = (record.get("not_run") or record.get("skipped")
+            or ", ".join(record.get("checks_failed") or []))
+    return (f'<tr class="{esc(_cls(outcome))}"><td>{_pill(outcome)}</td><td>{link}</td>'
             f'<td class="dim">{esc(record.get("file"))}</td>'
             f'<td class="num">{float(record.get("duration_s") or 0):.3f} s</td>'
             f"<td>{esc(note)}</td></tr>")
@@ -230,16 +309,17 @@ def _all(records: list[tuple[int, dict[str, Any]]]) -> str:
 def render(doc: dict[str, Any]) -> str:
     """The whole page for one ``results.json`` document."""
     records = list(enumerate(doc.get("scenarios") or []))
-    order = {"failed": 0, "skipped": 1, "passed": 2}
-    records.sort(key=lambda item: (order.get(str(item[1].get("outcome")), 3), item[0]))
-    failing = [(n, r) for n, r in records if r.get("outcome") == "failed"]
+    order = {"error": 0, "failed": 1, "not run": 2, "skipped": 3, "passed": 4}
+    records.sort(key=lambda item: (order.get(str(item[1].get("outcome")), 5), item[0]))
+    failing = [(n, r) for n, r in records if r.get("outcome") in _SHOWN]
     body = [_header(doc, [r for _, r in records])]
     if failing:
         body.append(f'<section id="failures"><h2>{_plural(len(failing), "failing scenario")}'
                     "</h2>")
         body += [_failing(r, n, i < OPEN_FAILURES) for i, (n, r) in enumerate(failing)]
         body.append("</section>")
-    elif records:
+    elif records and all(r.get("outcome") == "passed" for _, r in records) and not (
+            doc.get("interrupted")):
         body.append('<p class="allgood">every scenario passed</p>')
     body.append(_all(records))
     title = f"chat-harness: {short(summary_line(doc)[len('chat-harness: '):], 120)}"
@@ -302,6 +382,10 @@ h5 { margin: 0 0 4px; font-size: 12px; color: #333; } small, .dim { color: #6a73
 .pill { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; color: #fff; }
 .pill.failed { background: #b0102e; } .pill.passed { background: #1a7f37; }
 .pill.skipped { background: #9a6700; }
+.pill.error, .pill.not-run { background: #6e0b1f; }
+.banner { background: #b0102e; color: #fff; padding: 10px 14px; border-radius: 6px;
+  margin: 8px 0; font-size: 15px; }
+pre.log { max-height: 360px; }
 details.scenario { border: 1px solid #d0d7de; border-radius: 6px; margin: 10px 0;
   padding: 6px 12px; }
 details.scenario > summary { cursor: pointer; font-size: 15px; }

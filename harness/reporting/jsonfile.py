@@ -30,9 +30,13 @@ def _trim(value: Any) -> Any:
     return value
 
 
-def record(result: ScenarioResult, *, outcome: str | None = None) -> dict[str, Any]:
-    """One scenario as plain JSON data (``outcome``: passed, failed or skipped)."""
+def record(result: ScenarioResult, *, outcome: str | None = None,
+           nodeid: str | None = None) -> dict[str, Any]:
+    """One scenario as plain JSON data (``outcome``: passed, failed or skipped; the
+    run's ledger may make it ``error`` or ``not run``)."""
     data = _trim(asdict(result))
+    if nodeid is not None:
+        data["nodeid"] = nodeid
     # each step carries its own exchanges; at the top only the checks' own requests
     data["exchanges"] = [e for e in data["exchanges"] if e["step"] is None]
     data["outcome"] = outcome or (
@@ -42,24 +46,38 @@ def record(result: ScenarioResult, *, outcome: str | None = None) -> dict[str, A
     return data
 
 
+def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of a run: every record counts once, under its outcome."""
+    def count(outcome: str) -> int:
+        return sum(r["outcome"] == outcome for r in records)
+
+    return {
+        "scenarios": len(records),
+        "passed": count("passed"),
+        "failed": count("failed"),
+        "skipped": count("skipped"),
+        "errors": count("error"),  # a file that did not load, a setup error
+        "not_run": count("not run"),  # the run stopped before them
+        "duration_s": round(sum(float(r.get("duration_s") or 0) for r in records), 4),
+    }
+
+
 def write(path: Path, results: list[ScenarioResult] | list[dict[str, Any]], *,
           meta: dict[str, Any]) -> Path:
     """Write the file atomically (a reader never sees half of it).
 
     ``results`` are :class:`ScenarioResult` objects, or records already made by
-    :func:`record` (what pytest-xdist workers send the controller).
+    :func:`record` (what pytest-xdist workers send the controller, what the run's
+    ledger makes). ``meta`` holds the target and mutants, and for a run that
+    stopped early ``interrupted`` (why) and ``not_run`` (the scenarios' ids).
     """
     records = [r if isinstance(r, dict) else record(r) for r in results]
     doc = {
         "format": FORMAT,
+        "interrupted": None,
+        "not_run": [],
         **meta,
-        "summary": {
-            "scenarios": len(records),
-            "passed": sum(r["outcome"] == "passed" for r in records),
-            "failed": sum(r["outcome"] == "failed" for r in records),
-            "skipped": sum(r["outcome"] == "skipped" for r in records),
-            "duration_s": round(sum(r["duration_s"] for r in records), 4),
-        },
+        "summary": summary(records),
         "scenarios": records,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 from harness.runner.result import Failure, ScenarioResult
 
+TRACE_LINES = 30  # of a harness bug's traceback
+
 # Within one step, the order in which a reader wants to see what went wrong:
 # what the answer said, then what it meant for pairing, then what broke later.
 _PHASE = {"expect": 0, "stream": 1, "pairing": 2, "context": 3, "sync": 4,
@@ -35,6 +37,14 @@ def ordered(result: ScenarioResult) -> list[Failure]:
 
 
 def render_failure(result: ScenarioResult) -> str:
+    if result.failures and all(f.check == "scenario_error" for f in result.failures):
+        # the scenario's own mistake, found as it ran: file, line, key and hint first
+        lines = [f.message for f in result.failures]
+        lines += ["", f"(a scenario error: scenario {result.scenario_id} stopped there; "
+                  "not a finding about the backend)"]
+        if result.reproduce:
+            lines += ["", "Reproduce with:", f"  {result.reproduce}"]
+        return "\n".join(lines)
     n = len(result.failures)
     lines = [
         f"scenario {result.scenario_id} failed against {result.target} "
@@ -52,9 +62,17 @@ def render_failure(result: ScenarioResult) -> str:
                 lines.append(f"step {f.step + 1} ({result.file}:{rec.line}) {rec.title}")
                 lines += [f"  > {ex.brief()}" for ex in rec.exchanges]
         clause = f" {f.clause}" if f.clause else ""
-        lines.append(f"  [{f.check}{clause}] {f.message}")
-        if f.expected is not None or f.actual is not None:
+        lines.append(f"  [{f.check}{clause}] " + f.message.replace("\n", "\n    "))
+        if f.check == "harness_error" and isinstance(f.actual, str):
+            lines += ["    " + line for line in f.actual.splitlines()[-TRACE_LINES:]]
+        elif f.expected is not None or f.actual is not None:
             lines += _block("expected", f.expected) + _block("actual  ", f.actual)
+    log = result.backend_log
+    if log is not None and log.tail:
+        where = f"all of it: {log.path}" if log.path else "not kept with --reports ''"
+        lines += ["", f"the backend's log while this scenario ran, its last {len(log.tail)} "
+                  f"lines ({where}):"]
+        lines += [f"  | {line}" for line in log.tail]
     if result.reproduce:
         lines += ["", "Reproduce with:", f"  {result.reproduce}"]
     return "\n".join(lines)

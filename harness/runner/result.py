@@ -64,6 +64,15 @@ class StepRecord:
 
 
 @dataclass
+class BackendLog:
+    """The end of what the backend logged during a scenario, where it explains a failure
+    (a 5xx or no answer): its last lines, and the file that holds all of it."""
+
+    path: str  # "": not kept (--reports '')
+    tail: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ScenarioResult:
     scenario_id: str
     file: str
@@ -74,6 +83,7 @@ class ScenarioResult:
     skipped: str | None = None
     duration_s: float = 0.0
     reproduce: str = ""
+    backend_log: BackendLog | None = None
 
     @property
     def passed(self) -> bool:

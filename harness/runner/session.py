@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import secrets
 import shlex
+import shutil
+import tempfile
+import traceback
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.config import RunConfig
 from harness.db import Database, provision
-from harness.errors import HarnessError, InternalError
-from harness.runner.result import ScenarioResult
+from harness.errors import EnvironmentProblem, HarnessError, InternalError, ScenarioError
+from harness.runner.result import BackendLog, ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario
 from harness.targets import Target
 
 # How long a cancelled scenario gets to unwind after Ctrl-C or SIGTERM.
 _CANCEL_GRACE_S = 5.0
+# The backend's log shown with a failure it may explain: at most this many last lines.
+LOG_TAIL_LINES = 20
 
 T = TypeVar("T")
 
@@ -37,6 +45,7 @@ class Harness:
         self._stack: contextlib.AsyncExitStack | None = None
         self.target: Target | None = None
         self._salt = ""
+        self._logs: str | None = None  # a folder of our own for the logs (--reports '')
 
     @property
     def db(self) -> Database:
@@ -52,6 +61,9 @@ class Harness:
     def start(self) -> None:
         if self.target is not None:
             return
+        if not self.config.keep_logs and self._logs is None:  # no reports: no log left either
+            self._logs = tempfile.mkdtemp(prefix="chat-harness-logs-")
+            self.config = dataclasses.replace(self.config, reports=Path(self._logs))
         config = self.config
         try:
             if self._db is None and config.mode == "url":
@@ -87,9 +99,15 @@ class Harness:
             target = inprocess.reference(
                 self.db, jwt_secret=config.jwt_secret, mutants=config.mutants,
                 variants=config.variants,
-                provider_timeout_ms=config.provider_timeout_ms,
+                provider_timeout_ms=config.provider_timeout_ms, log=self._log_path(),
             )
         return await self._stack.enter_async_context(target)
+
+    def _log_path(self) -> Path:
+        """Where the in-process backend logs, as ``--target-cmd``'s output goes."""
+        worker = os.environ.get("PYTEST_XDIST_WORKER")  # a log per worker, as black-box
+        return (self.config.reports / (f"target-{worker}.log" if worker else "target.log")
+                ).resolve()
 
     def reproduce(self, scenario: Scenario) -> str:
         """The command that reruns just ``scenario`` with this session's options."""
@@ -129,7 +147,66 @@ class Harness:
                 skipped=f"{scenario.pinned_ids}, and the backend's database is not emptied "
                 "between scenarios here (give --db-url URL --reset-db for a test database)",
                 reproduce=self.reproduce(scenario))
-        return self.call(ScenarioRun(scenario, self.context(scenario)).execute())
+        mark = self._log_size()
+        run: ScenarioRun | None = None
+        try:
+            run = ScenarioRun(scenario, self.context(scenario))
+            result = self.call(run.execute())
+        except (EnvironmentProblem, KeyboardInterrupt):
+            raise
+        except ScenarioError as exc:  # found at run time: the scenario's fault, said as such
+            result = self._ended(scenario, run, exc, "scenario_error", exc.render())
+        except Exception as exc:  # a bug of the harness: counted, never lost
+            result = self._ended(
+                scenario, run, exc, "harness_error",
+                f"chat-harness itself failed ({type(exc).__name__}: {exc}); this is a bug "
+                "of the harness, not a finding about the backend: please report it with "
+                "the command that reruns this scenario")
+        self._attach_log(result, mark)
+        return result
+
+    def _ended(self, scenario: Scenario, run: ScenarioRun | None, exc: Exception, check: str,
+               message: str) -> ScenarioResult:
+        """The result of a scenario an exception ended: what ran, and a failure saying why."""
+        assert self.target is not None
+        result = run.result if run is not None else ScenarioResult(
+            scenario_id=scenario.id, file=scenario.display, target=self.target.name,
+            reproduce=self.reproduce(scenario))
+        frames = traceback.extract_tb(exc.__traceback__)
+        in_step = any(f.name == "run_step" for f in frames)
+        step = result.steps[-1].index if in_step and result.steps else None
+        trace = None if check == "scenario_error" else "".join(
+            traceback.format_exception(exc)).rstrip()
+        result.fail(check, message, step=step, actual=trace)
+        return result
+
+    def _log_size(self) -> int:
+        log = self.target.log if self.target is not None else None
+        try:
+            return os.path.getsize(log) if log else 0
+        except OSError:
+            return 0
+
+    def _attach_log(self, result: ScenarioResult, mark: int) -> None:
+        """A failure with a 5xx or no answer gets the end of what the backend logged
+        while the scenario ran: the log may say why."""
+        log = self.target.log if self.target is not None else None
+        if not log or result.passed or not any(
+                ex.status >= 500 or ex.error for ex in result.exchanges):
+            return
+        try:
+            with open(log, "rb") as f:
+                f.seek(mark)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return
+        lines = text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
+        if lines:
+            shown = Path(log)
+            with contextlib.suppress(ValueError):
+                shown = shown.relative_to(Path.cwd())
+            # with --reports '' the whole log is removed at the end: no path to give
+            result.backend_log = BackendLog(path="" if self._logs else str(shown), tail=lines)
 
     def context(self, scenario: Scenario) -> RunContext:
         """What a run of ``scenario`` needs from this session (client, provider, DB...).
@@ -198,6 +275,9 @@ class Harness:
                     loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
         finally:
+            logs, self._logs = self._logs, None
+            if logs is not None:
+                shutil.rmtree(logs, ignore_errors=True)
             if self._owns_db and self._db is not None:
                 db, self._db = self._db, None
                 db.close()
