@@ -28,9 +28,10 @@ KEYS = ("failed", "passed", "skipped", "errors", "not_run")
 EMBEDDED = {"CHAT_HARNESS_DB": "embedded"}
 
 PASSING = "name: {name}\nmodel: m/free\nsteps:\n  - chat: hello\n    provider: {{reply: hi}}\n"
-# a 201 expected where the contract answers 200: the scenario's own expectation fails
+# a session list of 5 expected where the backend has none: the scenario's own expectation fails
 CHECK_FAILURE = ("name: check-failure\nmodel: m/free\nsteps:\n  - chat: hello\n"
-                 "    provider: {reply: hi}\n    expect: {status: 201}\n")
+                 "    provider: {reply: hi}\n  - http: GET /api/chat/sessions\n"
+                 "    expect: {status: 200, body: {count: 5}}\n")
 BACKEND_500 = "name: backend-500\nsteps:\n  - http: GET /api/chat/sessions\n"
 RUNTIME_SCENARIO_ERROR = ("name: bad-query\nmodel: m/free\nsteps:\n  - chat: hello\n"
                           "    provider: {reply: hi}\n"
