@@ -93,9 +93,6 @@ def test_a_malformed_stream_fails_at_its_step(tmp_path: Path, wrong: Wrong) -> N
     flagged(result, "stream", "C-STREAM-1", wrong.says, step=0)
 
 
-@pytest.mark.xfail(strict=True, reason="check problem: a 200 stream whose whole body is one "
-                   "JSON object without a marker crashes check_outcome (KeyError "
-                   "'__FINAL_METADATA__'): parse_stream takes any JSON object for a final line")
 def test_a_json_answer_instead_of_a_stream_fails_at_its_step(tmp_path: Path) -> None:
     def not_streamed(body: dict[str, Any], streaming: bool, call: Call) -> httpx.Response:
         call(body)
