@@ -195,3 +195,12 @@ def test_an_echoed_or_made_up_request_id_passes(tmp_path: Path) -> None:
         return answer
 
     clean(run(scenario(tmp_path, UNKNOWN_ROUTE), Backend(finish=finish)))
+
+
+def test_a_request_id_header_spelled_in_another_case_passes(tmp_path: Path) -> None:
+    def finish(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        headers = [("X-Request-ID", answer.headers["x-request-id"]),
+                   ("Content-Type", answer.headers["content-type"])]
+        return httpx.Response(answer.status_code, headers=headers, content=answer.content)
+
+    clean(run(scenario(tmp_path, UNKNOWN_ROUTE), Backend(finish=finish)))
