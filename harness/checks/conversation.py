@@ -189,7 +189,7 @@ async def _check_rows(run: ScenarioRun, sent: dict[str, tuple[str, dict[str, Any
         if diffs:
             run.result.fail("lost", f"row {mid} in chat_messages: " + "; ".join(diffs),
                             step=step, expected=msg, actual={k: str(v) for k, v in row.items()},
-                            clause="C-MSG-4")
+                            clause="C-MSG-4" if diffs[0].startswith("message_") else "C-MSG-10")
 
 
 async def check_rows(run: ScenarioRun, state: Snapshot) -> None:

@@ -154,7 +154,7 @@ async def _converse(run: ScenarioRun, index: int, step: ChatStep | RetryStep,
 
 def parse_stream(ex: Exchange) -> tuple[str, dict[str, Any] | None, str | None]:
     """(text, final line object, problem) of a 200 stream (C-STREAM-1)."""
-    if isinstance(ex.response_body, dict):  # only a final line: the body parsed as JSON
+    if isinstance(ex.response_body, dict) and {FINAL, STREAM_ERROR} & set(ex.response_body):
         return "", ex.response_body, None
     body = ex.response_body if isinstance(ex.response_body, str) else ""
     text, sep, last = body.rpartition("\n")

@@ -31,7 +31,7 @@ import httpx
 
 from harness.contract import oracle
 from harness.provider.engine import Outgoing, ScriptedProvider
-from harness.runner.result import Failure, ScenarioResult
+from harness.runner.result import Exchange, Failure, ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario, load_file
 
@@ -40,8 +40,10 @@ SECRET = "checkkit-secret-checkkit-secret-32b"
 TIMEOUT_MS = 1000
 JSON_HEADERS = {"content-type": "application/json"}
 
-# A chat hook: (request body, streaming?, call) -> the answer.
-Call = Callable[[dict[str, Any]], "Sent"]
+# A chat hook: (request body, streaming?, call) -> the answer. ``call(body)``
+# makes one provider call with the context C-CHAT-3 asks for; keywords send
+# something else: ``model=``, ``messages=`` or extra fields of the request.
+Call = Callable[..., "Sent"]
 ChatHook = Callable[[dict[str, Any], bool, Call], httpx.Response]
 
 
@@ -123,14 +125,20 @@ class Backend:
     chat: ChatHook | None = None
     store: Callable[[dict[str, Any], Backend], httpx.Response | None] | None = None
     read: Callable[[str, Backend], httpx.Response | None] | None = None
+    # every answer, last: it may change or replace it (drop a header, ...)
+    finish: Callable[[httpx.Request, httpx.Response], httpx.Response] | None = None
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> stored item
     requests: list[httpx.Request] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- the provider, for hooks ------------------------------------------------
-    def call(self, body: dict[str, Any], *, stream: bool = False) -> Sent:
-        request = {"model": body.get("model"), "messages": oracle.expected_context(body)}
+    def call(self, body: dict[str, Any], *, stream: bool = False, model: Any = None,
+             messages: Any = None, **fields: Any) -> Sent:
+        """One provider call for ``body``: what C-CHAT-3 asks, unless told otherwise."""
+        request = {"model": body.get("model") if model is None else model,
+                   "messages": oracle.expected_context(body) if messages is None else messages,
+                   **fields}
         if stream:
             request["stream"] = True
         out: Outgoing = self.engine.handle(
@@ -140,13 +148,18 @@ class Backend:
         return Sent(out.status, out.headers, out.body, out.delay_s * 1000,
                     _events(chunks) if stream else [], out.cut)
 
+    def models(self) -> int:
+        """``GET /models`` of the provider (a backend may look before it chats): the status."""
+        return self.engine.handle("GET", "/api/v1/models", {"authorization": "Bearer k"},
+                                  b"").status
+
     # -- the routes ---------------------------------------------------------------
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         answer = self._route(request)
         rid = request.headers.get("x-request-id") or f"req-{next(self._ids)}"
         answer.headers["x-request-id"] = rid
-        return answer
+        return self.finish(request, answer) if self.finish else answer
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
@@ -154,7 +167,8 @@ class Backend:
         if path in ("/api/chat", "/api/chat/stream") and method == "POST":
             streaming = path.endswith("stream")
             hook = self.chat or contract_chat
-            return hook(body, streaming, lambda b: self.call(b, stream=streaming))
+            return hook(body, streaming,
+                        lambda b, **kw: self.call(b, stream=streaming, **kw))
         if path == "/api/chat/messages" and method == "POST":
             custom = self.store(body, self) if self.store else None
             return custom if custom is not None else self.stored(body)
@@ -167,6 +181,8 @@ class Backend:
     def stored(self, body: dict[str, Any]) -> httpx.Response:
         """Upsert the batch (C-MSG-2), answer 201 with the items (C-MSG-8)."""
         batch = body.get("messages") or [body.get("message")]
+        if not all(isinstance(m, dict) for m in batch):
+            return error(400, "bad_request", "send 'message' or 1 to 100 'messages'")
         items = []
         for m in batch:
             row = self.rows.get(m["id"])
@@ -282,20 +298,167 @@ def _streamed(body: dict[str, Any], sent: Sent, extra: dict[str, Any]
     return stream_ok(body, text, **{**data, **extra})
 
 
-def run(scenario: Scenario, backend: Backend | None = None) -> ScenarioResult:
-    """Run ``scenario`` against ``backend`` (a correct one if None); its result."""
+# -- what the contract leaves free, for the "correct but not the reference's" cases --
+
+
+def loosened(doc: Any) -> Any:
+    """``doc`` as another correct backend may write it: keys in reverse order and,
+    in every object, a field no clause lists."""
+    if isinstance(doc, list):
+        return [loosened(v) for v in doc]
+    if not isinstance(doc, dict):
+        return doc
+    out = {k: loosened(v) for k, v in reversed(list(doc.items()))}
+    return {"x_extra": "free", **out}
+
+
+def loose(answer: httpx.Response) -> httpx.Response:
+    """A JSON answer loosened (see :func:`loosened`), with an extra header."""
+    return httpx.Response(answer.status_code,
+                          headers={**JSON_HEADERS, "server": "checkkit/1",
+                                   **{k: v for k, v in answer.headers.items()
+                                      if k.lower() == "retry-after"}},
+                          content=json.dumps(loosened(answer.json())).encode())
+
+
+def loose_store(body: dict[str, Any], backend: Backend) -> httpx.Response:
+    """A store hook: the contract's 201, loosened."""
+    return loose(backend.stored(body))
+
+
+def loose_read(session: str, backend: Backend) -> httpx.Response:
+    """A read hook: the contract's conversation, loosened."""
+    return loose(backend.conversation(session))
+
+
+def with_items(change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+               ) -> Callable[[str, Backend], httpx.Response]:
+    """A read hook that answers the stored items after ``change`` (reorder, drop, alter)."""
+    def read(session: str, backend: Backend) -> httpx.Response:
+        answer = backend.conversation(session)
+        if answer.status_code != 200:
+            return answer
+        items = change([dict(i) for i in answer.json()["messages"]])
+        return response(200, {"messages": items, "count": len(items)})
+    return read
+
+
+# -- a database for the DB-reading checks, without PostgreSQL -----------------------
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass
+class FakeDb:
+    """The ``query(sql, params)`` the checks call, over the backend's rows.
+
+    ``chat_messages`` holds one row per stored item, as the contract's schema
+    would (``seq`` the order of first storage); ``change`` alters that table
+    before each query answers (a hidden row, another content, another seq).
+    Only the two queries the checks make are understood; the columns answered
+    are those the query selects.
+    """
+
+    backend: Backend
+    change: Callable[[Rows], Rows] | None = None
+    queries: list[tuple[str, Any]] = field(default_factory=list)
+
+    def table(self) -> Rows:
+        rows = [{
+            "id": mid, "session_id": r["_session"], "seq": r["_seq"], "role": r["role"],
+            "content": r["content"], "user_message_id": r["user_message_id"],
+            "message_timestamp": oracle.parse_ts(r["timestamp"]),
+            "error_message": r["error_message"],
+        } for mid, r in self.backend.rows.items()]
+        return self.change([dict(r) for r in rows]) if self.change else rows
+
+    def query(self, sql: str, params: Any = None) -> Rows:
+        self.queries.append((sql, params))
+        columns = [c.strip() for c in sql.split("SELECT ", 1)[1].split(" FROM", 1)[0].split(",")]
+        table = self.table()
+        if "WHERE id = ANY(%s)" in sql:
+            found = [r for r in table if r["id"] in params[0]]
+        elif "WHERE session_id = %s ORDER BY message_timestamp, seq" in sql:
+            found = sorted((r for r in table if r["session_id"] == params[0]),
+                           key=lambda r: (r["message_timestamp"], r["seq"]))
+        else:
+            raise AssertionError(f"FakeDb does not know this query: {sql}")
+        return [{c: r[c] for c in columns} for r in found]
+
+
+def run(scenario: Scenario, backend: Backend | None = None, db: Any = None) -> ScenarioResult:
+    """Run ``scenario`` against ``backend`` (a correct one if None); its result.
+
+    ``db`` is what the checks query below the API (a :class:`FakeDb`); None: no
+    database, as with ``--target-url`` alone.
+    """
     backend = backend or Backend()
 
     async def go() -> ScenarioResult:
         transport = httpx.MockTransport(backend.handle)
         async with httpx.AsyncClient(transport=transport, base_url="http://backend.test") as c:
-            ctx = RunContext(client=c, provider=backend.engine, db=None, jwt_secret=SECRET,
+            ctx = RunContext(client=c, provider=backend.engine, db=db, jwt_secret=SECRET,
                              target="checkkit", provider_timeout_ms=TIMEOUT_MS)
             return await ScenarioRun(scenario, ctx).execute()
 
     return asyncio.run(go())
 
 
+def judge(check: Callable[[ScenarioRun, Any], Any], scenario: Scenario,
+          exchanges: list[Exchange], earlier: list[Failure] | None = None) -> ScenarioResult:
+    """One check function alone over hand-made answers: for a rule no step can reach
+    without another check reporting first. ``earlier``: failures already recorded."""
+    from harness.checks.conversation import Snapshot
+
+    async def go() -> ScenarioResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(Backend().handle)) as c:
+            ctx = RunContext(client=c, provider=ScriptedProvider(), db=None, jwt_secret=SECRET,
+                             target="checkkit", provider_timeout_ms=TIMEOUT_MS)
+            one = ScenarioRun(scenario, ctx)
+            one.result.exchanges.extend(exchanges)
+            one.result.failures.extend(earlier or [])
+            await check(one, Snapshot())
+            return one.result
+
+    return asyncio.run(go())
+
+
+def exchange(status: int, body: Any, *, step: int | None = 0, method: str = "POST",
+             path: str = "/api/chat/messages", purpose: str = "sync",
+             expected: int | str | list[int] | None = None) -> Exchange:
+    """A hand-made answer, as the runner records it."""
+    return Exchange(step=step, purpose=purpose, actor="alice", method=method, path=path,
+                    request_body=None, status=status, response_body=body,
+                    headers={"x-request-id": "r-1", "content-type": "application/json"},
+                    elapsed_ms=1.0, expected=expected)
+
+
 def failures(result: ScenarioResult, check: str) -> list[Failure]:
     """The failures of one check."""
     return [f for f in result.failures if f.check == check]
+
+
+def listed(result: ScenarioResult) -> list[tuple[str, str | None, int | None, str]]:
+    """Every failure as (check, clause, step, message), for assertion messages."""
+    return [(f.check, f.clause, f.step, f.message) for f in result.failures]
+
+
+ANY_STEP = -1
+
+
+def flagged(result: ScenarioResult, check: str, clause: str, says: str,
+            step: int | None = ANY_STEP) -> Failure:
+    """The failure of ``check`` under ``clause`` whose message holds ``says``, at
+    ``step`` (0-based; None: after the steps; ANY_STEP: wherever)."""
+    for f in failures(result, check):
+        if f.clause == clause and says in f.message and (step == ANY_STEP or f.step == step):
+            return f
+    where = "" if step == ANY_STEP else f" at step {step}"
+    raise AssertionError(f"no {check!r} failure under {clause} saying {says!r}{where}; "
+                         f"the failures: {listed(result)}")
+
+
+def clean(result: ScenarioResult) -> None:
+    """No check failed (and the scenario ran to its end)."""
+    assert result.failures == [], listed(result)
+    assert result.skipped is None, result.skipped
