@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.checks.conversation import owners, stored
 from harness.contract import oracle
 from harness.runner.match import short
 
@@ -14,7 +15,9 @@ if TYPE_CHECKING:
 
 
 def _wanted_request_id(chat: Chat) -> tuple[bool, str | None]:
-    if chat.sent_id is not None:
+    """C-CHAT-2's answer: ``current_message_id`` when sent, else the last user message
+    with the text by timestamp (which may not be the one the step sent: ``at:``)."""
+    if chat.sent_id is not None and chat.body.get("current_message_id") == chat.sent_id:
         return True, chat.sent_id
     try:
         return True, oracle.expected_request_id(chat.body)
@@ -37,7 +40,7 @@ async def check_request_ids(run: ScenarioRun, state: Snapshot) -> None:
         run.result.fail(
             "pairing",
             f"request_id named {got} ({what}) instead of {want}, "
-            + ("the message this step sent" if chat.sent_id else
+            + ("the message this step sent" if want == chat.sent_id else
                "the last user message with this text"),
             step=chat.step, expected=want, actual=got, clause="C-CHAT-2",
         )
@@ -54,7 +57,10 @@ def _describe_in_body(body: dict[str, Any], message_id: Any) -> str:
 
 async def check_stored_pairing(run: ScenarioRun, state: Snapshot) -> None:
     """Every stored answer points at the user message its step sent."""
-    items = state.reads.get(run.client.session_id) or []
+    actor = owners(run).get(run.client.session_id)
+    if actor is None:
+        return  # the client stored nothing into its session
+    items = await stored(run, state, run.client.session_id, actor, check="pairing") or []
     by_id = {i.get("id"): i for i in items}
     for chat in run.client.chats:
         if chat.assistant_id is None or chat.assistant_id not in by_id:
@@ -84,6 +90,8 @@ async def check_context(run: ScenarioRun, state: Snapshot) -> None:
         except oracle.NotApplicable:
             continue
         for call in run.step_calls.get(chat.step, ()):
+            if not call.path.endswith("/chat/completions"):
+                continue  # e.g. GET /models (section 7): not a completion
             if call.model != chat.body.get("model"):
                 run.result.fail(
                     "context", f"the provider was asked for model {call.model!r}, "

@@ -17,7 +17,7 @@ IDENTITY = ("id", "role", "content", "timestamp", "user_message_id")
 
 async def _read_all(run: ScenarioRun, state: Snapshot) -> dict[str, list[dict[str, Any]] | None]:
     return {
-        session: await stored(run, state, session, actor, fresh=True)
+        session: await stored(run, state, session, actor, check="idempotent", fresh=True)
         for session, actor in owners(run).items()
     }
 
@@ -38,7 +38,8 @@ async def check_idempotent(run: ScenarioRun, state: Snapshot) -> None:
     if not accepted:
         return
     # what the earlier checks read (``stored`` reads only what they did not)
-    before = {s: await stored(run, state, s, actor) for s, actor in owners(run).items()}
+    before = {s: await stored(run, state, s, actor, check="idempotent")
+              for s, actor in owners(run).items()}
     for label, order in (("again", accepted), ("in reverse order", accepted[::-1])):
         for sync in order:
             ex = await run.send(None, sync.actor, "POST", "/api/chat/messages",

@@ -258,10 +258,6 @@ def test_a_streaming_call_passes(tmp_path: Path) -> None:
     clean(run(scenario(tmp_path, text)))
 
 
-@pytest.mark.xfail(strict=True, reason="check problem: check_context judges every provider "
-                   "call of the step as a completion, a GET /models too (model None, 0 "
-                   "messages); C-CHAT-3 is about the completion calls, section 7 lists "
-                   "GET /models")
 def test_a_look_at_the_provider_s_models_is_not_a_context(tmp_path: Path) -> None:
     backend = Backend()
 

@@ -197,10 +197,6 @@ def test_the_right_request_id_in_an_answer_written_otherwise_passes(tmp_path: Pa
     clean(run(scenario(tmp_path, text), Backend(chat=other)))
 
 
-@pytest.mark.xfail(strict=True, reason="check problem: without current_message_id, C-CHAT-2 "
-                   "names the last matching message BY TIMESTAMP; check_request_ids still wants "
-                   "the message the step sent (chat.sent_id), so a step whose 'at:' puts its "
-                   "message before an earlier one with the same text fails a right backend")
 def test_without_current_message_id_the_latest_instant_wins(tmp_path: Path) -> None:
     text = HEAD + """\
 client: {current_message_id: false}

@@ -189,8 +189,6 @@ def test_an_api_item_with_extra_fields_passes(tmp_path: Path) -> None:
     clean(run(scenario(tmp_path, RETRIED), backend, FakeDb(backend)))
 
 
-@pytest.mark.xfail(strict=True, reason="check problem: check_rows compares only sessions "
-                   "order/lost already read (state.reads); with both off it compares nothing")
 def test_it_reads_the_conversation_itself(tmp_path: Path) -> None:
     text = RETRIED.replace("steps:", "checks: {order: false, lost: false}\nsteps:")
     backend = Backend()

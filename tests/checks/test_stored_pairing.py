@@ -155,8 +155,6 @@ def test_an_answer_that_does_not_read_back_is_lost_not_mispaired(tmp_path: Path)
     flagged(result, "lost", "C-MSG-10", "does not read back")
 
 
-@pytest.mark.xfail(strict=True, reason="check problem: check_stored_pairing reads only what "
-                   "order/lost already read (state.reads); with both off it judges nothing")
 def test_it_reads_the_conversation_itself(tmp_path: Path) -> None:
     text = THREE.replace("steps:", "checks: {order: false, lost: false}\nsteps:")
     result = run(scenario(tmp_path, text), Backend(read=answers_paired_with(unpaired)))
