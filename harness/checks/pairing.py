@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.checks.conversation import owners, stored
+from harness.checks.conversation import stored
 from harness.contract import oracle
 from harness.runner.match import short
 
@@ -57,10 +57,12 @@ def _describe_in_body(body: dict[str, Any], message_id: Any) -> str:
 
 async def check_stored_pairing(run: ScenarioRun, state: Snapshot) -> None:
     """Every stored answer points at the user message its step sent."""
-    actor = owners(run).get(run.client.session_id)
+    session = run.client.session_id
+    actor = next((s.actor for s in run.client.syncs
+                  if s.accepted and s.body.get("sessionId") == session), None)
     if actor is None:
         return  # the client stored nothing into its session
-    items = await stored(run, state, run.client.session_id, actor, check="pairing") or []
+    items = await stored(run, state, session, actor, check="pairing") or []
     by_id = {i.get("id"): i for i in items}
     for chat in run.client.chats:
         if chat.assistant_id is None or chat.assistant_id not in by_id:
