@@ -39,7 +39,8 @@ def test_matrix_names_killers_and_survivors(tmp_path: Path) -> None:
     assert not rows["order-by-storage"]["killed"] and not doc["ok"]
     table = (reports / "mutants.md").read_text()
     assert "| `order-by-storage` | **NO** | SURVIVED" in table
-    assert "The matrix FAILS: 1 of 2 mutants killed, 1 of 1 benign variants pass" in table
+    assert ("The matrix FAILS: 1 of 2 mutants killed by the check that owns their clause, "
+            "1 of 1 benign variants pass") in table
     assert "| `gzip` | yes | 1 passed, 0 skipped |" in table
     assert "SURVIVED" in proc.stdout
     # each run kept its own log and results
@@ -62,8 +63,9 @@ def test_unknown_mutant_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def _row(name: str, *, benign: bool = False, failed: tuple[str, ...] = (),
-         error: str | None = None) -> Row:
-    killers = [Killer(s, ["schema"], ["C-SES-1"], [f"[schema/C-SES-1] {s} broke"])
+         error: str | None = None, by: tuple[str, str] = ("schema", "C-SES-1")) -> Row:
+    check, clause = by
+    killers = [Killer(s, [check], [clause], [f"[{check}/{clause}] {s} broke"], [by])
                for s in failed]
     return Row(mutant=name, description=f"what {name} does", exit_code=1 if failed else 0,
                duration_s=1.0, killers=killers, passed=10 - len(failed), benign=benign,
@@ -77,7 +79,8 @@ def test_a_benign_variant_that_fails_a_scenario_fails_the_matrix() -> None:
     matrix = Matrix(rows=rows, paths=["scenarios"], jobs=2, wall_s=3.0)
     assert [r.ok for r in rows] == [True, True, True, False]
     assert not matrix.ok
-    assert matrix.verdict() == "FAILS: 1 of 1 mutants killed, 1 of 2 benign variants pass"
+    assert matrix.verdict() == ("FAILS: 1 of 1 mutants killed by the check that owns their "
+                                "clause, 1 of 2 benign variants pass")
     doc = matrix.to_json()
     assert doc["ok"] is False
     assert [(r["kind"], r["ok"]) for r in doc["rows"]] == [
@@ -90,7 +93,8 @@ def test_a_benign_variant_that_fails_a_scenario_fails_the_matrix() -> None:
     # without the bad variant it holds
     holds = Matrix(rows=rows[:3], paths=["scenarios"], jobs=2, wall_s=3.0)
     assert holds.ok and "False alarms" not in render_markdown(holds)
-    assert holds.verdict() == "holds: 1 of 1 mutants killed, 1 of 1 benign variants pass"
+    assert holds.verdict() == ("holds: 1 of 1 mutants killed by the check that owns their "
+                               "clause, 1 of 1 benign variants pass")
 
 
 def test_a_benign_variant_is_judged_like_the_baseline() -> None:
@@ -109,3 +113,46 @@ def test_only_names_split_into_mutants_and_variants() -> None:
         ["order-by-storage"], ["gzip", "reversed-keys"])
     with pytest.raises(ValueError, match=r"'typo'.*benign variants are"):
         split_names(["gzip", "typo"])
+
+
+def test_every_mutant_declares_the_checks_and_clauses_it_breaks() -> None:
+    from harness.contract.clauses import clause_ids
+    from harness.killmatrix import OWNERS
+    from harness.reference.mutants import MUTANTS
+    from harness.scenario.model import CHECKS
+
+    assert OWNERS.keys() == MUTANTS.keys()
+    known = set(CHECKS) | {"expect", "sync", "stream"}
+    for name, (checks, clauses) in OWNERS.items():
+        assert checks and checks <= known, name
+        assert clauses and clauses <= set(clause_ids()), name
+
+
+def test_a_mutant_only_a_neighbouring_check_catches_is_not_killed() -> None:
+    """The seed mutant caught only by the order check (C-MSG-9) shows pairing (C-CHAT-2)
+    may not work: the row fails the matrix."""
+    neighbour = _row("request-id-first-match", failed=("s1",), by=("order", "C-MSG-9"))
+    assert neighbour.killed and not neighbour.by_owner and not neighbour.ok
+    owner = _row("request-id-first-match", failed=("s1",), by=("pairing", "C-CHAT-2"))
+    assert owner.by_owner and owner.ok
+    wrong_clause = _row("request-id-first-match", failed=("s1",), by=("pairing", "C-MSG-10"))
+    assert not wrong_clause.ok  # the owning check, but under another clause
+    matrix = Matrix(rows=[_row(BASELINE), neighbour], paths=["scenarios"], jobs=1, wall_s=1.0)
+    assert not matrix.ok
+    assert "| `request-id-first-match` | **only by other checks** |" in render_markdown(matrix)
+
+
+def test_every_check_kills_a_mutant_or_a_held_case() -> None:
+    """Each built-in check owns a mutant in the matrix, or has its own both-ways tests
+    (tests/checks/test_<check>.py) that remove_each_check.py proves can fail."""
+    from harness.killmatrix import OWNERS
+    from harness.scenario.model import CHECKS
+
+    owned = {check for checks, _ in OWNERS.values() for check in checks}
+    held = {p.stem.removeprefix("test_") for p in (ROOT / "tests" / "checks").glob("test_*.py")}
+    held = {"schema" if h == "schema_check" else "envelope" if h == "envelope" else h
+            for h in held}
+    for check in CHECKS:
+        assert check in owned or check in held or (check == "rows" and "rows" in held), check
+    assert {"pairing", "context", "lost", "idempotent", "schema", "server_error", "outcome",
+            "provider_script", "envelope", "order"} <= owned

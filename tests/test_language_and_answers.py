@@ -255,8 +255,13 @@ def test_a_server_error_already_reported_is_not_repeated() -> None:
 
 
 def _rows_run(database: Database) -> Any:
+    from harness.runner.client import Sync
+
     run = _fake_run()
     run.ctx = SimpleNamespace(db=database)
+    # the client stored into s1 (what the check reads back is the test's Snapshot)
+    run.client = SimpleNamespace(chats=[], syncs=[
+        Sync(step=0, actor="alice", body={"sessionId": "s1", "messages": []}, status=201)])
     return run
 
 

@@ -93,7 +93,8 @@ def create_app(
     # Settings are there before the lifespan runs: auth needs only the secret.
     app.state.settings = settings
     app.state.runtime = None
-    install_error_handlers(app, strategies.http_errors, strategies.new_request_id)
+    install_error_handlers(app, strategies.http_errors, strategies.new_request_id,
+                           strategies.internal_error)
     # Outermost: the variants' answers include every error envelope.
     variants.install(app, settings.variants)
     app.include_router(chat.router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from harness.reference.errors import ApiError, ApiJSONResponse
 from harness.reference.models import MAX_CHAT_MESSAGE_CHARS, ChatRequest, read_json, validate
 from harness.reference.provider import Completion
 from harness.reference.runtime import Runtime, runtime
-from harness.reference.timestamps import now_iso
+from harness.reference.timestamps import elapsed_ms, now_iso
 
 router = APIRouter()
 
@@ -72,7 +73,8 @@ async def prepare(request: Request) -> Prepared:
 
 
 def completion_data(
-    completion: Completion, trigger: Trigger, started: float, timestamp: str
+    completion: Completion, trigger: Trigger, started: float, timestamp: str,
+    elapsed: Callable[[float], Any] = elapsed_ms,
 ) -> dict[str, Any]:
     """The `data` object of C-CHAT-4 (also the __FINAL_METADATA__ of a stream)."""
     return {
@@ -84,7 +86,7 @@ def completion_data(
         },
         "request_id": trigger.request_id,
         "timestamp": timestamp,
-        "elapsed_ms": int((time.monotonic() - started) * 1000),
+        "elapsed_ms": elapsed(time.monotonic() - started),
         "contentType": content_type_of(completion.content),
         "id": completion.id,
         "model": completion.model,
@@ -97,6 +99,7 @@ async def chat(request: Request) -> JSONResponse:
     completion = await prepared.rt.provider.complete(prepared.body.model, prepared.history)
     timestamp = now_iso()
     return ApiJSONResponse({
-        "data": completion_data(completion, prepared.trigger, prepared.started, timestamp),
+        "data": completion_data(completion, prepared.trigger, prepared.started, timestamp,
+                                prepared.rt.strategies.elapsed_ms),
         "timestamp": timestamp,
     })

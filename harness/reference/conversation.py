@@ -9,6 +9,7 @@ resent after a failure was paired with the failed attempt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.reference.errors import ApiError, quoted
 from harness.reference.models import ChatMessageIn, ChatRequest
@@ -98,25 +99,28 @@ def first_message(request: ChatRequest) -> Trigger:
 
 
 def provider_messages(
-    request: ChatRequest, trigger: Trigger, *, keep_failed: bool = False
-) -> list[dict[str, str]]:
+    request: ChatRequest, trigger: Trigger, *, keep_failed: bool = False,
+    whole: bool = False,
+) -> list[dict[str, Any]]:
     """The `messages` sent upstream (C-CHAT-3).
 
     Chronological; roles and contents only; failed messages dropped except the
     trigger itself (a retried failed message must be sent); nothing after the
     trigger, so the list ends with it. `keep_failed` is the
-    `context-keeps-failed` mutant.
+    `context-keeps-failed` mutant; `whole` (mutant `provider-gets-metadata`) sends
+    each message as the client sent it, ids and timestamps included.
     """
     messages = request.messages or []
     if not messages or trigger.index is None:
         return [{"role": "user", "content": request.message}]
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     for i in chronological(messages):
         message = messages[i]
-        if i == trigger.index:
-            out.append({"role": message.role, "content": message.content})
-            break
-        if message.failed and not keep_failed:
+        if message.failed and not keep_failed and i != trigger.index:
             continue
-        out.append({"role": message.role, "content": message.content})
+        out.append(message.model_dump(mode="json", exclude_none=True, by_alias=True,
+                                      warnings=False) if whole
+                   else {"role": message.role, "content": message.content})
+        if i == trigger.index:
+            break
     return out

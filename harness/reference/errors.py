@@ -136,10 +136,16 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def internal_error(exc: Exception) -> ApiError:
+    """The 500 of an unexpected exception: no SQL, no stack (C-ERR-3)."""
+    return INTERNAL_ERROR
+
+
 def install_error_handlers(
     app: FastAPI,
     http_errors: type[Exception] = StarletteHTTPException,
     request_ids: Callable[[], str] = new_request_id,
+    internal: Callable[[Exception], ApiError] = internal_error,
 ) -> None:
     """The envelope for every error.
 
@@ -147,7 +153,8 @@ def install_error_handlers(
     must be Starlette's `HTTPException`: the router raises that one for unknown
     routes (404) and wrong methods (405), and FastAPI's `HTTPException` is only
     a subclass of it (mutant `framework-error-body` registers the subclass).
-    `request_ids` makes the `x-request-id` of a request that sent none.
+    `request_ids` makes the `x-request-id` of a request that sent none;
+    `internal` the answer to an unexpected exception (mutant `leaky-500` shows it).
     """
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(http_errors, _http_exception)  # type: ignore[arg-type]
@@ -157,7 +164,7 @@ def install_error_handlers(
     # hand out a connection in time. Both mean: database unreachable.
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
-    app.add_middleware(RequestIdMiddleware, new_id=request_ids)
+    app.add_middleware(RequestIdMiddleware, new_id=request_ids, internal=internal)
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -218,9 +225,11 @@ class RequestIdMiddleware:
     `httpx.ASGITransport` raise in the harness).
     """
 
-    def __init__(self, app: ASGIApp, new_id: Callable[[], str] = new_request_id) -> None:
+    def __init__(self, app: ASGIApp, new_id: Callable[[], str] = new_request_id,
+                 internal: Callable[[Exception], ApiError] = internal_error) -> None:
         self.app = app
         self.new_id = new_id
+        self.internal = internal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -239,11 +248,11 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             # Logged with its stack for the operator; the client sees no SQL, no stack.
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await INTERNAL_ERROR.response()(scope, receive, send_with_id)
+                await self.internal(exc).response()(scope, receive, send_with_id)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -18,8 +18,9 @@ from fastapi import HTTPException as FastAPIHTTPException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.reference import conversation, errors, items, provider, store
+from harness.reference.errors import ApiError
 from harness.reference.models import ChatRequest
-from harness.reference.timestamps import now
+from harness.reference.timestamps import elapsed_ms, now
 
 MUTANTS: dict[str, str] = {
     "request-id-first-match": (
@@ -59,6 +60,16 @@ MUTANTS: dict[str, str] = {
     "framework-error-body": (
         'unknown routes (404) and wrong methods (405) get FastAPI\'s {"detail": ...} body'
     ),
+    "pairing-off-by-one": (
+        "an answer is stored paired with the user message before the one it names"
+    ),
+    "provider-gets-metadata": (
+        "the provider is sent the client's messages whole (ids, timestamps, error flags)"
+    ),
+    "elapsed-ms-float": "POST /api/chat answers elapsed_ms in fractional milliseconds",
+    "leaky-500": (
+        "a plain INSERT (the seed's duplicate-key 500), and the 500 shows the database's error"
+    ),
 }
 
 
@@ -86,6 +97,15 @@ def _owner_only(session: dict[str, Any], user_id: Any) -> bool:
 
 def _anyone(session: dict[str, Any], user_id: Any) -> bool:
     return True
+
+
+def _fractional_ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)  # as performance.now() differences come out
+
+
+def _show_exception(exc: Exception) -> ApiError:
+    return ApiError("internal_server_error", "An internal error occurred.",
+                    details=f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
 
 
 def _keep_text(text: str) -> str:
@@ -134,6 +154,10 @@ class Strategies:
     can_write_session: Callable[[dict[str, Any], Any], bool] = _owner_only
     # C-ERR-1: the exception class whose errors (routing 404/405 among them) get the envelope.
     http_errors: type[Exception] = StarletteHTTPException
+    # C-CHAT-4: elapsed seconds → data.elapsed_ms.
+    elapsed_ms: Callable[[float], Any] = elapsed_ms
+    # C-ERR-3: the answer to an unexpected exception.
+    internal_error: Callable[[Exception], ApiError] = errors.internal_error
     # The rest are free choices the benign variants make differently (variants.py).
     # C-SES-1 / C-MSG-9: how a stored row reads in an answer.
     session_item: Callable[[dict[str, Any]], dict[str, Any]] = items.session_item
@@ -170,6 +194,12 @@ _SWAPS: dict[str, dict[str, Any]] = {
     # A handler registered for FastAPI's HTTPException misses the router's
     # Starlette HTTPException, which then gets FastAPI's default body.
     "framework-error-body": {"http_errors": FastAPIHTTPException},
+    "pairing-off-by-one": {"write_message": store.upsert_paired_one_back},
+    "provider-gets-metadata": {
+        "provider_messages": partial(conversation.provider_messages, whole=True)
+    },
+    "elapsed-ms-float": {"elapsed_ms": _fractional_ms},
+    "leaky-500": {"write_message": store.insert_message, "internal_error": _show_exception},
 }
 
 assert _SWAPS.keys() == MUTANTS.keys(), "every mutant needs a description and a swap"

@@ -261,3 +261,22 @@ async def insert_or_keep_message(conn: Conn, row: Row) -> Row | None:
         f"SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE id = %s AND session_id = %s",
         (row["id"], row["session_id"]),
     )
+
+
+async def upsert_paired_one_back(conn: Conn, row: Row) -> Row | None:
+    """Mutant `pairing-off-by-one`: an answer is stored paired with the user message
+    before the one it names (an index shifted by one over the session's history)."""
+    if row["role"] == "assistant" and row["user_message_id"] is not None:
+        before = await fetch_one(
+            conn,
+            "SELECT u.id FROM chat_messages u, chat_messages named "
+            "WHERE named.id = %s AND named.session_id = %s AND u.session_id = named.session_id "
+            "AND u.role = 'user' AND (u.message_timestamp, u.seq) "
+            "< (named.message_timestamp, named.seq) "
+            "ORDER BY u.message_timestamp DESC, u.seq DESC LIMIT 1",
+            (row["user_message_id"], row["session_id"]),
+        )
+        if before is not None:
+            row = {**row, "user_message_id": before["id"]}
+    return await fetch_one(conn, _UPSERT, row)
+

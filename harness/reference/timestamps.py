@@ -51,3 +51,8 @@ def now_iso() -> str:
 
 def _preview(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def elapsed_ms(seconds: float) -> int:
+    """C-CHAT-4's ``elapsed_ms``: whole milliseconds."""
+    return int(seconds * 1000)

@@ -37,6 +37,9 @@ from harness.scenario.model import (
     Token,
 )
 
+# clauses every route serves (the envelope, the token): an expectation stands for one
+# only when its scenario is about nothing more specific
+_GENERIC_CLAUSES = frozenset({"C-ERR-1", "C-ERR-2", "C-AUTH-1"})
 ACTOR_NAMESPACE = uuid.UUID("6f1c3a52-5e0b-4c7e-9d4a-2b8f0c1d9e77")
 
 
@@ -419,15 +422,23 @@ class ScenarioRun:
                                  step=index, expected=want, actual=got, clause=clause)
 
     def _clause_for(self, ex: Exchange) -> str | None:
-        """The clause an expectation on this answer stands for: the first clause the
-        scenario covers that the route serves, else the route's own."""
+        """The clause an expectation on this answer stands for.
+
+        The scenario's first covered clause that the route serves, else its first
+        covered clause (a read that shows a refused batch was not written stands for
+        C-MSG-3, which the read route does not serve); the envelope and auth clauses
+        only when the scenario covers nothing more specific; else the route's own.
+        """
         from harness.contract.openapi import operation_for
 
         op = operation_for(ex.method, ex.path)
         served = op.clauses if op is not None else ("C-ERR-2",)
-        covered = [c for c in self.scenario.header.covers if c in served]
-        if covered:
-            return covered[0]
+        covers = self.scenario.header.covers
+        specific = [c for c in covers if c not in _GENERIC_CLAUSES]
+        for choice in ([c for c in specific if c in served], specific,
+                       [c for c in covers if c in served]):
+            if choice:
+                return choice[0]
         return op.clause if op is not None else "C-ERR-2"
 
     def _render_expected(self, index: int, value: Any, key: str) -> Any:

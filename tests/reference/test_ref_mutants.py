@@ -218,6 +218,38 @@ async def test_framework_error_body(db: str) -> None:
         error_of(await api.chat({"message": "hi"}), 400, "bad_request")
 
 
+async def test_pairing_off_by_one(db: str) -> None:
+    async with backend(db, mutants={"pairing-off-by-one"}) as api:
+        await api.store("s1", user_msg("u1", "first", 0), assistant_msg("a1", "one", 1, "u1"))
+        await api.store("s1", user_msg("u2", "second", 2), assistant_msg("a2", "two", 3, "u2"))
+        pairs = {m["id"]: m["user_message_id"] for m in await api.read_ok("s1")}
+        assert pairs["a1"] == "u1"  # nothing before u1: kept
+        assert pairs["a2"] == "u1"  # one back from what it named
+
+
+async def test_provider_gets_metadata(db: str) -> None:
+    provider = FakeProvider()
+    async with backend(db, provider, mutants={"provider-gets-metadata"}) as api:
+        messages = [user_msg("u1", "hi", 0)]
+        assert (await api.chat({"message": "hi", "messages": messages, "model": "m"})).is_success
+        (sent,) = provider.bodies[0]["messages"]
+        assert sent["id"] == "u1" and sent["timestamp"] and sent["content"] == "hi"
+
+
+async def test_elapsed_ms_float(db: str) -> None:
+    async with backend(db, FakeProvider(), mutants={"elapsed-ms-float"}) as api:
+        response = await api.chat({"message": "hi", "model": "m"})
+        assert isinstance(response.json()["data"]["elapsed_ms"], float)
+
+
+async def test_leaky_500(db: str) -> None:
+    async with backend(db, mutants={"leaky-500"}) as api:
+        message = user_msg("u1", "q", 0)
+        assert (await api.store("s1", message)).status_code == 201
+        body = error_of(await api.store("s1", message), 500, "internal_server_error")
+        assert body["details"].startswith("psycopg.errors.UniqueViolation: duplicate key")
+
+
 async def test_mutants_combine(db: str) -> None:
     names: Any = {"order-by-storage", "server-timestamp"}
     async with backend(db, mutants=names) as api:
