@@ -142,7 +142,10 @@ def _is_scenario(config: pytest.Config, path: Any) -> bool:
     # command line, or one that holds a given path (`run scenarios/x.yaml`)
     from pathlib import Path
 
-    anchors = [config.rootpath] + [Path(a.split("::")[0]).resolve() for a in config.args]
+    given = [Path(a.split("::")[0]).resolve() for a in config.args]
+    if Path(path).resolve() in given:
+        return True  # a YAML file named on the command line is a scenario wherever it is
+    anchors = [config.rootpath, *given]
     return any(
         parent.name in dirs and any(
             parent.is_relative_to(anchor) or anchor.is_relative_to(parent) for anchor in anchors)

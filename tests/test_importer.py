@@ -77,6 +77,16 @@ def seed_har() -> dict[str, Any]:
     return {"log": {"version": "1.2", "creator": {"name": "test"}, "entries": entries}}
 
 
+def test_the_sample_recordings_are_the_seed_s_requests() -> None:
+    """fixtures/recordings/ (README's import example) holds the seed's four requests, as
+    a browser's HAR export and as a list of pairs."""
+    recordings = ROOT / "fixtures" / "recordings"
+    har = json.loads((recordings / "resend-after-429.har").read_text(encoding="utf-8"))
+    pairs = json.loads((recordings / "resend-after-429.json").read_text(encoding="utf-8"))
+    assert har == seed_har()
+    assert pairs == seed_pairs()
+
+
 @pytest.fixture
 def recordings(tmp_path: Path) -> dict[str, Path]:
     pairs, har = tmp_path / "seed-pairs.json", tmp_path / "seed.har"
