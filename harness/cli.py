@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         value = getattr(args, opt)
         if value or (opt == "reports" and value == ""):  # --reports '': no reports
             argv += [f"--{opt.replace('_', '-')}", str(value)]
-    for flag in ("no_schema", "reset_db"):
+    for flag in ("no_schema", "reset_db", "strict_fields"):
         if getattr(args, flag):
             argv.append(f"--{flag.replace('_', '-')}")
     passed_on = _pytest_options(args)
@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the I-th of N shares (one per CI machine)")
     run.add_argument("--step-timeout", default=None, type=float, metavar="SECONDS",
                      help="how long one request may take (default 30)")
+    run.add_argument("--strict-fields", action="store_true",
+                     help="list the JSON fields answers carry beyond those a clause lists, "
+                     "as notes (never failures: the contract allows them)")
     run.add_argument("--reports", default=None, metavar="DIR",
                      help="results.json, junit.xml and report.html go there "
                      "(default: reports; '' for none)")

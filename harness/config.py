@@ -72,6 +72,7 @@ class RunConfig:
     # PROVIDER_TIMEOUT_MS given to the backend: short, so timeout scenarios stay fast
     provider_timeout_ms: int = 1000
     request_timeout_s: float = 30.0
+    strict_fields: bool = False  # --strict-fields: list the extra fields of answers as notes
     # black-box targets (--target-cmd / --target-url)
     target_cmd: str | None = None
     target_url: str | None = None
@@ -100,7 +101,7 @@ class RunConfig:
         target_url: str | None = None, provider_port: int | None = None,
         no_schema: bool = False, reset_db: bool = False, jwt_secret: str | None = None,
         start_timeout_s: float | None = None, reports: str | None = None,
-        step_timeout_s: float | None = None,
+        step_timeout_s: float | None = None, strict_fields: bool = False,
     ) -> RunConfig:
         url = db_url or os.environ.get("CHAT_HARNESS_DATABASE_URL") or None
         names = _names(mutants)
@@ -159,6 +160,7 @@ class RunConfig:
             or DEFAULT_JWT_SECRET,
             start_timeout_s=start_timeout_s or 60.0,
             request_timeout_s=step_timeout_s or 30.0,
+            strict_fields=strict_fields,
             reports=Path(reports) if reports else Path("reports"),
             keep_logs=reports != "",
         )

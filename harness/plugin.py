@@ -69,6 +69,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shard", default=None, metavar="I/N",
                     help="run only the I-th of N equal shares of the collected tests "
                     "(for N CI machines; I counts from 1)")
+    group.addoption("--strict-fields", action="store_true", default=False,
+                    help="list the JSON fields answers carry beyond those a clause lists, "
+                    "as notes (never failures: the contract allows them)")
     group.addoption("--step-timeout", default=None, type=float, metavar="SECONDS",
                     help="how long one request may take before the step fails (30)")
     group.addoption("--reports", default=None, metavar="DIR",
@@ -223,8 +226,27 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(
             "notice: no database given (--db-url): db steps skipped their scenarios and "
             "the DB-level checks (rows, stored timestamps) did not run")
+    _write_notes(terminalreporter, config)
     if _WRITTEN in config.stash:
         terminalreporter.write_line(f"results: {config.stash[_WRITTEN]}")
+
+
+def _write_notes(terminalreporter: Any, config: pytest.Config) -> None:
+    """--strict-fields: the extra fields seen in the run's answers, each once."""
+    if not config.getoption("strict_fields", False):
+        return
+    if _WORKERS in config.stash:
+        _, sent = _from_workers(config.stash[_WORKERS])
+        notes = [n for r in sent for n in r.get("notes") or []]
+    else:
+        notes = [n for r in config.stash[_RESULTS].values() for n in r.notes]
+    unique = sorted(set(notes))
+    terminalreporter.write_line(
+        f"notes (--strict-fields): {len(unique)} kind(s) of answer carry fields beyond "
+        "those their clause lists (allowed by the contract; not failures)"
+        + ("" if unique else ": none"))
+    for note in unique:
+        terminalreporter.write_line(f"  {note}")
 
 
 def _finish(config: pytest.Config, ledger: Any, reason: str | None) -> None:
@@ -371,6 +393,7 @@ def _harness(config: pytest.Config) -> Harness:
                 jwt_secret=config.getoption("jwt_secret"),
                 start_timeout_s=config.getoption("start_timeout"),
                 step_timeout_s=config.getoption("step_timeout"),
+                strict_fields=config.getoption("strict_fields"),
                 reports=str(reports) if reports is not None else "",
             )
             harness = Harness(run_config)

@@ -136,6 +136,8 @@ async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
         problems = check_answer(ex.method, ex.path, ex.status, ex.headers, ex.response_body)
         if not problems:
             run.conforming.add(id(ex))
+            if run.ctx.strict_fields:
+                _note_extras(run, ex)
             continue
         by_clause: dict[str, list[str]] = {}
         for problem in problems:
@@ -148,3 +150,25 @@ async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
                 step=ex.step, expected="harness/contract/openapi.yaml",
                 actual=ex.response_body, clause=clause,
             )
+
+
+def _note_extras(run: ScenarioRun, ex: Exchange) -> None:
+    """--strict-fields: the fields a conforming answer carries beyond its clause's list."""
+    from harness.contract.openapi import check_answer, operation_for
+
+    op = operation_for(ex.method, ex.path)
+    route = f"{ex.method} {op.path if op else ex.path} -> {ex.status}"
+    for problem in check_answer(ex.method, ex.path, ex.status, ex.headers, ex.response_body,
+                                strict=True):
+        where, _, what = problem.text.partition(": ")
+        names = _EXTRA_NAMES.findall(what)
+        if not names:
+            continue
+        place = _INDEX.sub("[]", where)  # one note for every item of a list
+        note = f"{route}: {place} carries {', '.join(names)} beyond what {problem.clause} lists"
+        if note not in run.result.notes:
+            run.result.notes.append(note)
+
+
+_EXTRA_NAMES = re.compile(r"'([^']+)'")
+_INDEX = re.compile(r"\[\d+\]")

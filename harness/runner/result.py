@@ -83,6 +83,8 @@ class ScenarioResult:
     skipped: str | None = None
     duration_s: float = 0.0
     reproduce: str = ""
+    # what the contract allows but --strict-fields lists (extra fields): never failures
+    notes: list[str] = field(default_factory=list)
     backend_log: BackendLog | None = None
 
     @property

@@ -58,6 +58,7 @@ class RunContext:
     reproduce: str = ""
     provider_api_key: str = ""
     salt: str = ""  # mixed into users and generated ids where the database is not reset
+    strict_fields: bool = False  # list the extra fields of answers as notes
 
 
 class _Variables(dict[str, Any]):

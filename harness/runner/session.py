@@ -222,6 +222,7 @@ class Harness:
             jwt_secret=self.config.jwt_secret, target=target.name,
             provider_timeout_ms=target.provider_timeout_ms,
             request_timeout_s=self.config.request_timeout_s,
+            strict_fields=self.config.strict_fields,
             fixtures_dir=self.config.fixtures, reproduce=self.reproduce(scenario),
             provider_api_key=target.provider_api_key, salt=self._salt,
         )

@@ -386,7 +386,8 @@ class FakeDb:
         return [{c: r[c] for c in columns} for r in found]
 
 
-def run(scenario: Scenario, backend: Backend | None = None, db: Any = None) -> ScenarioResult:
+def run(scenario: Scenario, backend: Backend | None = None, db: Any = None, *,
+        strict_fields: bool = False) -> ScenarioResult:
     """Run ``scenario`` against ``backend`` (a correct one if None); its result.
 
     ``db`` is what the checks query below the API (a :class:`FakeDb`); None: no
@@ -398,7 +399,8 @@ def run(scenario: Scenario, backend: Backend | None = None, db: Any = None) -> S
         transport = httpx.MockTransport(backend.handle)
         async with httpx.AsyncClient(transport=transport, base_url="http://backend.test") as c:
             ctx = RunContext(client=c, provider=backend.engine, db=db, jwt_secret=SECRET,
-                             target="checkkit", provider_timeout_ms=TIMEOUT_MS)
+                             target="checkkit", provider_timeout_ms=TIMEOUT_MS,
+                             strict_fields=strict_fields)
             return await ScenarioRun(scenario, ctx).execute()
 
     return asyncio.run(go())

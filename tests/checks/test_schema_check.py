@@ -220,3 +220,16 @@ def test_an_answer_of_the_contract_s_shape_passes_every_check(
         tmp_path: Path, text: str, make: Callable[[], Backend]) -> None:
     backend = make()
     clean(run(scenario(tmp_path, text), backend, FakeDb(backend)))
+
+
+def test_strict_fields_notes_the_extras_and_fails_nothing(tmp_path: Path) -> None:
+    backend = _extra_headers()
+    result = run(scenario(tmp_path, CHAT_AND_STREAM), backend, FakeDb(backend),
+                 strict_fields=True)
+    clean(result)  # notes, never failures
+    assert result.notes, "the loose answers carry extra fields"
+    assert all(" carries " in n and " beyond what C-" in n for n in result.notes)
+    assert any(n.startswith("GET /api/chat/messages -> 200: body.messages[] carries ")
+               for n in result.notes), result.notes
+    plain = run(scenario(tmp_path, CHAT_AND_STREAM), _extra_headers(), FakeDb(backend))
+    assert plain.notes == []  # without --strict-fields: nothing noted
