@@ -294,6 +294,16 @@ def _killers_text(row: Row, limit: int = 3) -> str:
     return prefix + ", ".join(names) + more
 
 
+def _owners_text(row: Row) -> str:
+    """The owning (check, clause) pairs that fired: ``pairing C-CHAT-2``."""
+    if row.mutant not in OWNERS:
+        return ""
+    checks, clauses = OWNERS[row.mutant]
+    fired = sorted({f"{check} {clause}" for k in row.killers for check, clause in k.pairs
+                    if check in checks and clause in clauses})
+    return ", ".join(fired)
+
+
 def _checks_text(row: Row) -> str:
     return ", ".join(sorted({c for k in row.killers for c in k.checks}))
 
@@ -312,12 +322,12 @@ def _state(row: Row) -> str:
 def render_markdown(matrix: Matrix) -> str:
     """The matrix as Markdown tables (for reports/mutants.md and the README), then each
     false alarm: the scenarios a benign variant failed, with the first failure of each."""
-    lines = ["| mutant | killed | by scenarios | checks | time |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| mutant | killed | by the owning check | by scenarios | checks | time |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in matrix.rows:
         if not r.benign:
-            lines.append(f"| `{r.mutant}` | {_state(r)} | {_killers_text(r)} | "
-                         f"{_checks_text(r)} | {r.duration_s:.1f} s |")
+            lines.append(f"| `{r.mutant}` | {_state(r)} | {_owners_text(r)} | "
+                         f"{_killers_text(r)} | {_checks_text(r)} | {r.duration_s:.1f} s |")
     if matrix.variants:
         lines += ["", "| benign variant | passes | scenarios | checks (false alarms) | time |",
                   "| --- | --- | --- | --- | --- |"]
