@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.contract.clauses import Clause, load_clauses
-from harness.errors import HarnessError, Location, ScenarioError
-from harness.scenario import yamlsource
+from harness.errors import Location, ScenarioError
 from harness.scenario.load import Scenario, discover, load_file
 
 _WHERE_IDS = "the clause ids are in harness/contract/CONTRACT.md (or run: chat-harness coverage)"
@@ -51,7 +50,6 @@ class CoverageReport:
 
     clauses: tuple[Clause, ...]
     by_clause: dict[str, tuple[str, ...]]
-    unknown: tuple[UnknownClause, ...] = field(default=())
 
     @property
     def uncovered(self) -> list[str]:
@@ -65,7 +63,7 @@ class CoverageReport:
     @property
     def complete(self) -> bool:
         """True when every clause is covered and every named id exists (exit code 0)."""
-        return not self.uncovered and not self.unknown
+        return not self.uncovered
 
 
 def suggest(clause: str, known: list[str]) -> str | None:
@@ -73,79 +71,33 @@ def suggest(clause: str, known: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def _covers_line(scenario: Scenario, index: int, cache: dict[Path, object]) -> int:
-    """The 1-based line of ``covers[index]`` in the scenario's file, 0 if unknown.
-
-    :class:`Scenario` keeps no YAML positions for its header, so the file is
-    parsed again (once per file); it loaded a moment ago, so this succeeds.
-    """
-    if scenario.file not in cache:
-        try:
-            cache[scenario.file] = yamlsource.load(scenario.file, display=scenario.display)
-        except HarnessError:
-            cache[scenario.file] = None
-    doc = cache[scenario.file]
-    if isinstance(doc, yamlsource.Node):
-        covers = doc.get("covers")
-        if isinstance(covers, yamlsource.NodeList):
-            return covers.line_of(index)
-        return doc.line_of("covers")
-    return 0
-
-
-def coverage_of(scenarios: Iterable[Scenario], *, strict: bool = True) -> CoverageReport:
+def coverage_of(scenarios: Iterable[Scenario]) -> CoverageReport:
     """The report for already loaded scenarios (e.g. the items pytest collected).
 
-    With ``strict`` (the default) an unknown clause id raises the
-    :class:`ScenarioError` of the first one; otherwise they are kept in
-    ``report.unknown`` so that a whole run can still end with its summary.
+    Loading a scenario already refused a ``covers:`` id that is no clause
+    (:mod:`harness.scenario.lint`), so every id here is known.
     """
     clauses = load_clauses()
-    known = [c.id for c in clauses]
-    by_clause: dict[str, list[str]] = {cid: [] for cid in known}
-    unknown: list[UnknownClause] = []
-    seen_unknown: set[tuple[Path, str]] = set()
-    lines: dict[Path, object] = {}
+    by_clause: dict[str, list[str]] = {c.id: [] for c in clauses}
     for scenario in scenarios:
-        named: set[str] = set()  # a clause listed twice by one scenario counts once
-        for index, clause in enumerate(scenario.header.covers):
-            if clause in named:
-                continue
-            named.add(clause)
-            if clause in by_clause:
-                by_clause[clause].append(scenario.id)
-            elif (scenario.file, clause) not in seen_unknown:  # once per file, not per combo
-                seen_unknown.add((scenario.file, clause))
-                line = _covers_line(scenario, index, lines)
-                unknown.append(UnknownClause(
-                    clause=clause, scenario=scenario.id,
-                    location=Location(scenario.display, line), key=f"covers[{index}]",
-                    suggestion=suggest(clause, known),
-                ))
-    if strict and unknown:
-        error = unknown[0].error()
-        if len(unknown) > 1:
-            more = ", ".join(f"{u.clause} ({u.location})" for u in unknown[1:])
-            error.message += f"; more unknown clause ids: {more}"
-        raise error
+        for clause in dict.fromkeys(scenario.header.covers):  # listed twice: counted once
+            by_clause[clause].append(scenario.id)
     return CoverageReport(
         clauses=tuple(clauses),
         by_clause={cid: tuple(ids) for cid, ids in by_clause.items()},
-        unknown=tuple(unknown),
     )
 
 
-def coverage(scenario_paths: list[Path], *, strict: bool = True) -> CoverageReport:
+def coverage(scenario_paths: list[Path]) -> CoverageReport:
     """Load the scenario files under ``scenario_paths`` and report their coverage.
 
     A broken scenario file raises its :class:`ScenarioError` (file, line,
-    hint), as when running it; so does an unknown clause id unless
-    ``strict=False``.
+    hint), as when running it: an unknown clause id among them.
     """
     scenarios: list[Scenario] = []
     for path in discover(scenario_paths):
         scenarios.extend(load_file(path))
-    return coverage_of(scenarios, strict=strict)
+    return coverage_of(scenarios)
 
 
 def summary_line(report: CoverageReport) -> str:
@@ -156,18 +108,11 @@ def summary_line(report: CoverageReport) -> str:
     elif report.uncovered:
         line += (f"; {len(report.uncovered)} uncovered by the scenarios run "
                  "(chat-harness coverage -v lists them)")
-    if report.unknown:
-        line += "; unknown: " + ", ".join(f"{u.clause} ({u.location})" for u in report.unknown)
     return line
 
 
 def render_coverage(report: CoverageReport, *, verbose: bool) -> str:
-    """A table (clause, title, number of scenarios; their ids when ``verbose``), then the summary.
-
-    Unknown clause ids (only present when the report was made with
-    ``strict=False``) are listed between the table and the summary, with
-    their hints.
-    """
+    """A table (clause, title, scenarios; their ids when ``verbose``), then the summary."""
     header = ("clause", "title", "scenarios")
     rows = [(c.id, c.title, str(len(report.by_clause.get(c.id, ())))) for c in report.clauses]
     w_id = max([len(header[0])] + [len(r[0]) for r in rows])
@@ -182,9 +127,6 @@ def render_coverage(report: CoverageReport, *, verbose: bool) -> str:
     for (cid, title, count), clause in zip(rows, report.clauses, strict=True):
         names = ", ".join(report.by_clause.get(clause.id, ())) if verbose else ""
         out.append(line(cid, title, count, names))
-    if report.unknown:
-        out.append("")
-        out.extend(u.error().render() for u in report.unknown)
     out.append("")
     out.append(summary_line(report))
     return "\n".join(out)

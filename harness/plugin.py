@@ -220,7 +220,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if scenarios:
         from harness.coverage import coverage_of, summary_line
 
-        terminalreporter.write_line(summary_line(coverage_of(scenarios, strict=False)))
+        terminalreporter.write_line(summary_line(coverage_of(scenarios)))
     harness = config.stash.get(_HARNESS, None)
     if harness is not None and not harness.has_db:
         terminalreporter.write_line(
