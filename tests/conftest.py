@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +34,11 @@ def database() -> Iterator[Database]:
 @pytest.fixture
 def config() -> RunConfig:
     return RunConfig(fixtures=ROOT / "fixtures")
+
+
+@pytest.fixture
+def run_tmp() -> Iterator[Path]:
+    """A child run's TMPDIR: short, as PostgreSQL's socket path may be 107 bytes at most."""
+    path = Path(tempfile.mkdtemp(prefix="ch-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

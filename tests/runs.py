@@ -6,7 +6,9 @@ Imported by name from the tests next to it (pytest puts this folder on
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +42,15 @@ def run_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def chat_harness(*args: str, tmp: Path, cwd: Path = ROOT, timeout: float = 300,
+                 **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m harness ARGS`` as a user runs it, in ``cwd``, with a TMPDIR of its own
+    (:func:`run_env`, ``env`` added); what it printed captured as text."""
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd,
+                          env=run_env(tmp, **env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
 def processes_of(tmp: Path) -> list[int]:
     """Processes whose environment carries this TMPDIR: a run's and its children's."""
     mark = f"TMPDIR={tmp}".encode()
@@ -68,3 +79,43 @@ def poll_until(predicate: Callable[[], Any], failure: Callable[[], str],
     if not value:
         pytest.fail(failure())
     return value
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie (it runs nothing; init reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def listening() -> dict[int, int]:
+    """Every listening TCP socket on this host: inode -> port."""
+    sockets: dict[int, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A":  # TCP_LISTEN
+                sockets[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+    return sockets
+
+
+def ports_of(pids: list[int]) -> set[int]:
+    """The TCP ports these processes listen on."""
+    sockets = listening()
+    ports = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and int(link[8:-1]) in sockets:
+                    ports.add(sockets[int(link[8:-1])])
+    return ports

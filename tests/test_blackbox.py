@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import REFERENCE, ROOT, poll_until, processes_of, run_env
+from runs import REFERENCE, ROOT, chat_harness, poll_until, processes_of, run_env
 
 from harness.processes import Child, free_port
 from harness.scenario.load import discover, load_file
@@ -25,12 +25,9 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _run(tmp: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    reports = tmp / "reports"
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "run", *args, "--reports", str(reports), "-q",
-         "-p", "no:cacheprovider"],
-        cwd=ROOT, env=_env(tmp / "tmp"), capture_output=True, text=True, timeout=timeout,
-    )
+    return chat_harness("run", *args, "--reports", str(tmp / "reports"), "-q",
+                        "-p", "no:cacheprovider", tmp=tmp / "tmp", timeout=timeout,
+                        CHAT_HARNESS_DB="embedded")
 
 
 def _outcomes(tmp: Path) -> dict[str, str]:

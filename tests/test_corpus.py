@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from runs import chat_harness
 
 from harness.coverage import coverage
 from harness.errors import ScenarioError
@@ -101,16 +101,15 @@ def test_an_unknown_clause_is_refused_by_coverage_too() -> None:
     assert "'C-MSG-99' is not a clause of the contract" in info.value.render()
 
 
-def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+def _cli(*args: str, tmp: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return chat_harness(*args, tmp=tmp, timeout=timeout)
 
 
 def test_a_real_run_reports_every_broken_file_without_a_traceback(tmp_path: Path) -> None:
     """pytest's collection of the same files: one error each, all in one run."""
     proc = _cli("run", *(c.display for c in LOADING), "--db", "embedded",
                 "--reports", str(tmp_path), "-q", "-p", "no:cacheprovider",
-                "-o", "chat_harness_scenario_dirs=bad")
+                "-o", "chat_harness_scenario_dirs=bad", tmp=tmp_path / "tmp")
     out = proc.stdout + proc.stderr
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
     assert f"{len(LOADING)} errors" in out, out[-3000:]
@@ -119,9 +118,9 @@ def test_a_real_run_reports_every_broken_file_without_a_traceback(tmp_path: Path
         assert f"{case.display}:{case.line}: " in out, case.display
 
 
-def test_coverage_command_answers_without_a_traceback() -> None:
+def test_coverage_command_answers_without_a_traceback(tmp_path: Path) -> None:
     unknown = next(c for c in CASES if c.path.name == "covers-unknown-clause.yaml")
-    proc = _cli("coverage", unknown.display, timeout=60)
+    proc = _cli("coverage", unknown.display, tmp=tmp_path, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     _assert_answer(unknown, proc.stderr)
 
@@ -132,7 +131,7 @@ def run_time_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     reports = tmp_path_factory.mktemp("corpus-reports")
     proc = _cli("run", *(c.display for c in RUNNING), "--db", "embedded",
                 "--reports", str(reports), "-q", "-p", "no:cacheprovider",
-                "-o", "chat_harness_scenario_dirs=bad")
+                "-o", "chat_harness_scenario_dirs=bad", tmp=reports / "tmp")
     out = proc.stdout + proc.stderr
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out[-3000:]
     assert f"{len(RUNNING)} failed" in out, out[-3000:]

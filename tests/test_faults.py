@@ -9,16 +9,12 @@ what the backend answers and what the harness reports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from runs import REFERENCE, ROOT, poll_until, processes_of, run_env
+from runs import REFERENCE, ROOT, poll_until, ports_of, processes_of, run_env
 
 from harness.config import RunConfig
 from harness.errors import DatabaseError
@@ -56,14 +52,6 @@ def _cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-
-
-@pytest.fixture
-def run_tmp() -> Iterator[Path]:
-    """The run's TMPDIR: short, as PostgreSQL's socket path may be 107 bytes at most."""
-    path = Path(tempfile.mkdtemp(prefix="ch-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- PostgreSQL, stopped and started under the harness's feet ------------------------
@@ -272,23 +260,6 @@ SLOW = "name: slow\nmodel: m\nsteps:\n" + "".join(
     f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: 800}}\n" for i in range(20))
 
 
-def _listening_ports(pid: int) -> set[int]:
-    """The TCP ports ``pid`` listens on."""
-    listening = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":
-                listening[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
-    ports = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            link = os.readlink(fd)
-            if link.startswith("socket:[") and link[8:-1] in listening:
-                ports.add(listening[link[8:-1]])
-    return ports
-
-
 def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
                                                               run_tmp: Path) -> None:
     scenarios = tmp_path / "scenarios"
@@ -313,7 +284,7 @@ def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
         assert proc.poll() is None, out.read_text()
         (provider,) = [pid for pid in processes_of(tmp)
                        if "harness.provider" in _cmdline(pid)]
-        (port,) = _listening_ports(provider)
+        (port,) = ports_of([provider])
 
         def in_flight() -> bool:  # the provider holds a call the backend still waits on
             calls = httpx.get(f"http://127.0.0.1:{port}/_chat-harness/calls").json()["calls"]

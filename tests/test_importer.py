@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import chat_harness
 
 from harness.cli import main
 from harness.errors import UsageError
@@ -125,10 +125,8 @@ def test_imported_seed_loads_with_script_expectations_and_captures(
 
 def _run(scenarios: Path, reports: Path, *mutants: str) -> subprocess.CompletedProcess[str]:
     args = [a for m in mutants for a in ("--mutant", m)]
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "run", str(scenarios), *args, "--reports",
-         str(reports), "--db", "embedded"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return chat_harness("run", str(scenarios), *args, "--reports", str(reports),
+                        "--db", "embedded", tmp=reports.parent / "tmp", timeout=600)
 
 
 def test_imported_seed_passes_on_the_reference_and_reproduces_the_bug(

@@ -22,16 +22,24 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import REFERENCE, ROOT, poll_until, processes_of, run_env, unavailable
+from runs import (
+    REFERENCE,
+    ROOT,
+    listening,
+    poll_until,
+    ports_of,
+    processes_of,
+    run_env,
+    unavailable,
+)
 
 SEED = 8_2025  # the moments are random, and the same in every run of this test
 # the black-box run is a subset: a whole black-box suite costs ~2x the in-process one
@@ -119,42 +127,6 @@ def _ram_dirs_of(pid: int) -> list[Path]:
     return [p for p in shm.glob("chat-harness*") if f"-{pid}-" in p.name] if shm.is_dir() else []
 
 
-def _listening() -> dict[int, int]:
-    """Every listening TCP socket on this host: inode -> port."""
-    sockets: dict[int, int] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A":  # TCP_LISTEN
-                sockets[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
-    return sockets
-
-
-def _ports_of(pids: list[int]) -> set[int]:
-    """The ports these processes listen on."""
-    listening = _listening()
-    ports = set()
-    for pid in pids:
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(fd)
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                inode = int(link[8:-1])
-                if inode in listening:
-                    ports.add(listening[inode])
-    return ports
-
-
 def _containers_of(pid: int) -> list[str]:
     """Containers the run with this pid started (they carry its pid as a label)."""
     proc = subprocess.run(
@@ -179,14 +151,6 @@ def _docker_answers() -> bool:
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One warm cache for these runs: the first builds it (maybe interrupted), later copy it."""
     return tmp_path_factory.mktemp("pg-cache")
-
-
-@pytest.fixture
-def run_tmp() -> Iterator[Path]:
-    """The run's TMPDIR: short, as PostgreSQL's socket path may be 107 bytes at most."""
-    path = Path(tempfile.mkdtemp(prefix="ch-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _start(moment: Moment, tmp: Path, reports: Path, cache: Path) -> subprocess.Popen[bytes]:
@@ -216,7 +180,7 @@ def _phase_began(moment: Moment, proc: subprocess.Popen[bytes], tmp: Path,
         if moment.target == "target-cmd":
             log = reports / "target.log"
             return log.exists() and b"POST /api/chat" in log.read_bytes()
-        return bool(_ports_of(processes_of(tmp)))  # PostgreSQL listens: scenarios are next
+        return bool(ports_of(processes_of(tmp)))  # PostgreSQL listens: scenarios are next
 
     def shutdown() -> bool:
         return (reports / "results.json").exists()
@@ -251,7 +215,7 @@ def test_a_signal_at_a_random_moment_leaves_nothing(
         poll_until(lambda: time.monotonic() >= at or proc.poll() is not None,
                    lambda: "unreachable", deadline_s=moment.delay_s + 5)
         ours = processes_of(tmp)
-        ports, data_dirs = _ports_of(ours), _data_dirs_of(ours)
+        ports, data_dirs = ports_of(ours), _data_dirs_of(ours)
         delivered = proc.poll() is None
         if delivered:
             proc.send_signal(moment.sig)
@@ -279,7 +243,7 @@ def _check_nothing_left(moment: Moment, proc: subprocess.Popen[bytes], tmp: Path
     # children are reaped a moment after the parent
     poll_until(lambda: not processes_of(tmp),
                lambda: "still running:\n" + _describe(processes_of(tmp)), deadline_s=30)
-    still = sorted(ports & set(_listening().values()))
+    still = sorted(ports & set(listening().values()))
     assert not still, f"ports {still} of the run still listen"
     left = [str(p) for p in tmp.iterdir()] + sorted(str(d) for d in data_dirs if d.exists()) \
         + [str(d) for d in _ram_dirs_of(proc.pid)]

@@ -15,17 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runs import ROOT, poll_until, run_env
+from runs import ROOT, gone, poll_until, run_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="PR_SET_PDEATHSIG is Linux's")
-
-def _gone(pid: int) -> bool:
-    """No such process, or a zombie (it runs nothing; init reaps it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
 
 
 def _kill_harness_and_watch(code: str, tmp_path: Path) -> None:
@@ -39,11 +32,11 @@ def _kill_harness_and_watch(code: str, tmp_path: Path) -> None:
         line = proc.stdout.readline()
         assert line.strip().isdigit(), f"the script printed {line!r}"
         child = int(line)
-        assert not _gone(child)
+        assert not gone(child)
     finally:
         proc.kill()
         proc.wait()
-    poll_until(lambda: _gone(child),
+    poll_until(lambda: gone(child),
                lambda: f"process {child} outlived the harness that started it", deadline_s=30)
 
 
@@ -147,7 +140,7 @@ def test_an_interrupted_command_is_gone_before_the_interrupt_goes_on(tmp_path: P
             helper.join()
     command, started = (int(p) for p in pids.read_text().split())
     assert not pid_alive(command)
-    assert _gone(started), "what the command started still runs"
+    assert gone(started), "what the command started still runs"
 
 
 def test_a_server_the_caller_never_got_is_removed_at_exit(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from runs import gone
 
 from harness.errors import InternalError, TargetError
 from harness.provider import (
@@ -331,14 +331,6 @@ def test_the_control_api_refuses_nonsense(server: ProviderServer, provider: Remo
 # -- the process --------------------------------------------------------------------
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _refused(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -354,7 +346,7 @@ def test_the_process_is_stopped_whatever_ends_the_block(ending: type[BaseExcepti
         if ending:
             raise ending("the body failed")
     assert ps.returncode == 0  # stopped by SIGTERM, cleanly (not killed)
-    assert _gone(pid)
+    assert gone(pid)
     assert _refused(port)
     assert log is not None and not log.parent.exists()
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runs import ROOT, processes_of, run_env
+from runs import ROOT, chat_harness, processes_of, run_env
 
 from harness.config import bundled_scenarios
 
@@ -23,9 +23,8 @@ EMBEDDED = {"CHAT_HARNESS_DB": "embedded"}
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", "run", *args, "-p",
-                           "no:cacheprovider"], cwd=cwd, env=run_env(cwd / "tmp", **EMBEDDED),
-                          capture_output=True, text=True, timeout=300)
+    return chat_harness("run", *args, "-p", "no:cacheprovider", cwd=cwd, tmp=cwd / "tmp",
+                        **EMBEDDED)
 
 
 def _closing(out: str) -> str:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from runs import chat_harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(reports: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if k != "CHAT_HARNESS_DATABASE_URL"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "scenarios/messages", "scenarios/seed",
-         "--mutant", "order-by-storage", "--db", "embedded", "--reports", str(reports),
-         "-p", "no:cacheprovider", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
+    proc = chat_harness("run", "scenarios/messages", "scenarios/seed", "--mutant",
+                        "order-by-storage", "--db", "embedded", "--reports", str(reports),
+                        "-p", "no:cacheprovider", *args, tmp=reports.parent / "tmp")
     doc = json.loads((reports / "results.json").read_text())
     return proc, {r["scenario_id"]: (r["outcome"], r["checks_failed"]) for r in doc["scenarios"]}
 
