@@ -110,7 +110,13 @@ def _depends_on_failure(run: ScenarioRun, index: int, failing: int | None) -> No
                             location=run.scenario.location(index), key=f"steps[{index}].retry",
                             hint="put a chat step whose provider fails before it")
     outcome = lint.step_outcome(run.scenario.steps[failing], run.ctx.provider_timeout_ms)
-    assert outcome is not None
+    if outcome is None:  # a script the contract does not decide (raw, no answer planned)
+        raise ScenarioError(
+            f"step {failing + 1}'s message did not fail, and its provider script does not "
+            "make it fail", location=run.scenario.location(index),
+            key=f"steps[{index}].retry",
+            hint=f"give step {failing + 1} a provider script that fails, e.g. "
+            "'provider: {status: 503}'")
     left = len(run.scenario.steps) - index - 1
     stop(run, f"step {failing + 1} should have failed ({outcome.why}; "
          f"{outcome.clause} makes that {outcome.describe()}) but the backend answered "

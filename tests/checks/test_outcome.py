@@ -29,6 +29,8 @@ from checkkit import (
     success,
 )
 
+from harness.errors import ScenarioError
+
 Make = Callable[[dict[str, Any]], httpx.Response]
 
 
@@ -259,3 +261,14 @@ def test_a_success_where_a_retry_needs_a_failure_is_the_backend_s_fault(tmp_path
         "1 step(s) after it")
     assert [s.index for s in result.steps] == [0, 1]  # step 3 never ran
     assert failures(result, "provider_script") == []  # no noise for the step not run
+
+
+def test_a_retry_of_a_step_the_contract_does_not_decide_is_the_author_s(tmp_path: Path) -> None:
+    # a raw body on a stream: the contract says nothing of it, so a success is no fault
+    text = _yaml("- stream: hi\n  provider: {raw: 'data: {}'}\n"
+                 "- retry: last\n  provider: {reply: Again.}")
+    with pytest.raises(ScenarioError) as info:
+        run(scenario(tmp_path, text), Backend(chat=after(1, lambda b: stream_ok(b, OK))))
+    assert "step 1's message did not fail, and its provider script does not make it fail" in (
+        info.value.render())
+    assert info.value.location.line == 6  # the retry step
