@@ -422,6 +422,13 @@ class ScenarioRun:
                 self.result.fail("expect", f"{what}header {name}: {problem}",
                                  step=index, expected=want, actual=got, clause=clause)
 
+    def covered_clause(self) -> str | None:
+        """What a scenario's own rows check stands for: its first specific covered clause."""
+        covers = self.scenario.header.covers
+        specific = [c for c in covers if c not in _GENERIC_CLAUSES]
+        chosen = specific or list(covers)
+        return chosen[0] if chosen else None
+
     def _clause_for(self, ex: Exchange) -> str | None:
         """The clause an expectation on this answer stands for.
 

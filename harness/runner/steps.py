@@ -438,13 +438,14 @@ async def db(run: ScenarioRun, index: int, step: DbStep) -> None:
     if expect is not None and expect.row_count is not None and len(rows) != expect.row_count:
         run.result.fail("db", f"the query returned {len(rows)} row(s), expected "
                         f"{expect.row_count}", step=index, expected=expect.row_count,
-                        actual=rows)
+                        actual=rows, clause=run.covered_clause())
     if expect is not None and expect.rows is not None:
         want = template.render(expect.rows, run.variables, location=where,
                                key=f"steps[{index}].expect.rows")
         diffs = mismatches(want, rows, "rows")
         if diffs:
-            run.result.fail("db", "; ".join(diffs), step=index, expected=want, actual=rows)
+            run.result.fail("db", "; ".join(diffs), step=index, expected=want, actual=rows,
+                            clause=run.covered_clause())
     capture(run, index, step, {"response": rows, "rows": rows})
 
 
