@@ -17,6 +17,7 @@ from harness.config import RunConfig
 from harness.db import Database
 from harness.errors import ScenarioError
 from harness.reporting.terminal import render_failure
+from harness.runner import match
 from harness.runner.match import Matcher, mismatches
 from harness.runner.result import Exchange, ScenarioResult
 from harness.scenario import yamlsource
@@ -63,6 +64,156 @@ def test_boolean_is_not_integer_but_integer_is_number() -> None:
     assert Matcher("type", "boolean").problem(True) is None
     assert Matcher("type", "integer").problem(False) is not None
     assert Matcher("type", "number").problem(2) is None
+
+
+INSTANT = "2025-08-12T14:34:11.000Z"
+NO_INSTANT = f"expected the instant {INSTANT} (in any ISO-8601 form), got "
+
+
+@pytest.mark.parametrize(("matcher", "actual", "problem"), [
+    pytest.param(Matcher("any"), None, None, id="any-takes-null"),
+    pytest.param(Matcher("any"), {"a": 1}, None, id="any-takes-anything"),
+    pytest.param(Matcher("absent"), 1, "expected no such key, got 1", id="absent-refuses-1"),
+    pytest.param(Matcher("absent"), None, "expected no such key, got None",
+                 id="absent-refuses-even-null"),
+    pytest.param(Matcher("type", "string"), "x", None, id="string-takes-text"),
+    pytest.param(Matcher("type", "string"), 1, "expected string, got 1", id="string-refuses-1"),
+    pytest.param(Matcher("type", "integer"), 3, None, id="integer-takes-3"),
+    pytest.param(Matcher("type", "integer"), True, "expected integer, got True",
+                 id="integer-refuses-a-boolean"),
+    pytest.param(Matcher("type", "integer"), 1.5, "expected integer, got 1.5",
+                 id="integer-refuses-a-float"),
+    pytest.param(Matcher("type", "number"), 2, None, id="number-takes-an-integer"),
+    pytest.param(Matcher("type", "number"), 2.5, None, id="number-takes-a-float"),
+    pytest.param(Matcher("type", "number"), False, "expected number, got False",
+                 id="number-refuses-a-boolean"),
+    pytest.param(Matcher("type", "number"), "1", "expected number, got '1'",
+                 id="number-refuses-digits"),
+    pytest.param(Matcher("type", "boolean"), False, None, id="boolean-takes-false"),
+    pytest.param(Matcher("type", "boolean"), 0, "expected boolean, got 0",
+                 id="boolean-refuses-0"),
+    pytest.param(Matcher("type", "list"), [], None, id="list-takes-a-list"),
+    pytest.param(Matcher("type", "list"), {}, "expected list, got {}", id="list-refuses-object"),
+    pytest.param(Matcher("type", "object"), {}, None, id="object-takes-an-object"),
+    pytest.param(Matcher("type", "object"), [], "expected object, got []",
+                 id="object-refuses-a-list"),
+    pytest.param(Matcher("type", "null"), None, None, id="null-takes-null"),
+    pytest.param(Matcher("type", "null"), 0, "expected null, got 0", id="null-refuses-0"),
+    pytest.param(Matcher("re", r"^msg_\d+"), "msg_12x", None, id="re-takes-a-match"),
+    pytest.param(Matcher("re", "b"), "bcd", None, id="re-matches-at-the-start"),
+    pytest.param(Matcher("re", "b"), "abc", "expected a string matching /b/, got 'abc'",
+                 id="re-does-not-search"),
+    pytest.param(Matcher("re", r"^msg_\d+"), "id_12",
+                 "expected a string matching /^msg_\\d+/, got 'id_12'", id="re-refuses"),
+    pytest.param(Matcher("re", r"\d"), 12, "expected a string matching /\\d/, got 12",
+                 id="re-refuses-a-number"),
+    pytest.param(Matcher("instant", INSTANT), "2025-08-12T16:34:11+02:00", None,
+                 id="instant-takes-another-form"),
+    pytest.param(Matcher("instant", INSTANT), "2025-08-12T14:34:11.001Z",
+                 NO_INSTANT + "'2025-08-12T14:34:11.001Z'", id="instant-refuses-another"),
+    pytest.param(Matcher("instant", INSTANT), "yesterday", NO_INSTANT + "'yesterday'",
+                 id="instant-refuses-words"),
+    pytest.param(Matcher("instant", INSTANT), 1755009251000, NO_INSTANT + "1755009251000",
+                 id="instant-refuses-a-number"),
+    pytest.param(Matcher("instant", "2025-08-12T00:00:00Z"), "2025-08-12",
+                 "expected the instant 2025-08-12T00:00:00Z (in any ISO-8601 form), "
+                 "got '2025-08-12'", id="instant-refuses-a-date-alone"),
+    pytest.param(Matcher("other"), 1, None, id="unknown-kinds-take-anything"),
+])
+def test_matcher_problem(matcher: Matcher, actual: Any, problem: str | None) -> None:
+    assert matcher.problem(actual) == problem
+
+
+@pytest.mark.parametrize(("matcher", "text"), [
+    (Matcher("any"), "!any"), (Matcher("absent"), "!absent"),
+    (Matcher("type", "integer"), "!type integer"), (Matcher("re", "^a b"), "!re ^a b"),
+])
+def test_matcher_repr_is_its_yaml_tag(matcher: Matcher, text: str) -> None:
+    assert repr(matcher) == text
+
+
+@pytest.mark.parametrize(("text", "timed"), [
+    ("2025-08-12T14:34", True), ("2025-08-12 14:34:11Z", True), ("20250812T1434", True),
+    ("2025-08-12", False), ("2025-08-12T1", False), ("noon", False),
+])
+def test_has_time_needs_a_time_of_day(text: str, timed: bool) -> None:
+    assert match._has_time(text) is timed
+
+
+@pytest.mark.parametrize(("value", "limit", "text"), [
+    pytest.param("x" * 10, 80, "'" + "x" * 10 + "'", id="short-as-repr"),
+    pytest.param("x" * 78, 80, "'" + "x" * 78 + "'", id="exactly-the-limit-is-kept"),
+    pytest.param("x" * 79, 80, "'" + "x" * 76 + "...", id="over-the-limit-is-cut-to-it"),
+    pytest.param([1, 2, 3], 5, "[1...", id="any-limit"),
+])
+def test_short(value: Any, limit: int, text: str) -> None:
+    assert match.short(value, limit) == text
+
+
+def test_short_cuts_at_80_by_default() -> None:
+    assert match.short("y" * 78) == "'" + "y" * 78 + "'"
+    assert match.short("y" * 79) == "'" + "y" * 76 + "..."
+
+
+@pytest.mark.parametrize(("expected", "actual", "problems"), [
+    pytest.param(1, 1, [], id="equal-scalars"),
+    pytest.param("a", "b", ["body: expected 'a', got 'b'"], id="other-scalar"),
+    pytest.param(1, True, ["body: expected 1, got True"], id="true-is-not-1"),
+    pytest.param(True, 1, ["body: expected True, got 1"], id="1-is-not-true"),
+    pytest.param(0, False, ["body: expected 0, got False"], id="false-is-not-0"),
+    pytest.param(1, 1.0, [], id="1-is-1.0-as-in-json"),
+    pytest.param(Matcher("any"), None, [], id="a-matcher-at-the-top"),
+    pytest.param(Matcher("type", "integer"), "x", ["body: expected integer, got 'x'"],
+                 id="a-matcher-refusing-at-the-top"),
+    pytest.param({"a": 1}, [1], ["body: expected an object, got [1]"], id="object-vs-list"),
+    pytest.param({"a": 1}, {"a": 1, "b": 2}, [], id="extra-keys-are-free"),
+    pytest.param({"a": 1}, {}, ["body.a: missing (expected 1)"], id="missing-key"),
+    pytest.param({"a": Matcher("any")}, {}, ["body.a: missing (expected !any)"],
+                 id="any-needs-the-key"),
+    pytest.param({"a": Matcher("absent")}, {}, [], id="absent-is-missing"),
+    pytest.param({"a": Matcher("absent")}, {"a": None},
+                 ["body.a: expected no such key, got None"], id="absent-refuses-null"),
+    pytest.param({"a": 1, "b": 2, "c": 3}, {"a": 0, "b": 2, "c": 0},
+                 ["body.a: expected 1, got 0", "body.c: expected 3, got 0"],
+                 id="every-key-reported"),
+    pytest.param({"a": {"b": [1, {"c": 2}]}}, {"a": {"b": [1, {"c": 3}]}},
+                 ["body.a.b[1].c: expected 2, got 3"], id="nested-path"),
+    pytest.param([1], {"a": 1}, ["body: expected a list, got {'a': 1}"], id="list-vs-object"),
+    pytest.param([1, 2], [1], ["body: expected 2 items, got 1"], id="list-length"),
+    pytest.param([1], [1, 2], ["body: expected 1 items, got 2"], id="lists-whole"),
+    pytest.param([1, 2, 3], [0, 2, 4], ["body[0]: expected 1, got 0",
+                                        "body[2]: expected 3, got 4"], id="items-by-index"),
+    pytest.param([Matcher("type", "integer"), {"x": 1}], ["x", {}],
+                 ["body[0]: expected integer, got 'x'", "body[1].x: missing (expected 1)"],
+                 id="matchers-and-objects-in-lists"),
+    pytest.param([], [], [], id="empty-lists"),
+    pytest.param("z" * 100, "z", ["body: expected '" + "z" * 76 + "..., got 'z'"],
+                 id="long-values-shortened"),
+])
+def test_mismatches(expected: Any, actual: Any, problems: list[str]) -> None:
+    assert mismatches(expected, actual) == problems
+
+
+def test_mismatches_under_a_given_path() -> None:
+    assert mismatches({"a": 1}, {"a": 2}, "header x") == ["header x.a: expected 1, got 2"]
+
+
+@pytest.mark.parametrize(("expected", "status", "ok"), [
+    pytest.param(200, 200, True, id="int-equal"),
+    pytest.param(200, 201, False, id="int-other"),
+    pytest.param([200, 201], 201, True, id="list-holds-it"),
+    pytest.param([200, 201], 404, False, id="list-lacks-it"),
+    pytest.param("2xx", 200, True, id="2xx-200"),
+    pytest.param("2xx", 299, True, id="2xx-299"),
+    pytest.param("2xx", 404, False, id="2xx-not-404"),
+    pytest.param("4xx", 404, True, id="4xx-404"),
+    pytest.param("4xx", 200, False, id="4xx-not-200"),
+    pytest.param("5xx", 503, True, id="5xx-503"),
+    pytest.param("1xx", 100, True, id="1xx-from-100"),
+    pytest.param("4xx", 42, False, id="no-class-below-100"),
+])
+def test_status_matches(expected: Any, status: int, ok: bool) -> None:
+    assert match.status_matches(expected, status) is ok
 
 
 @pytest.mark.parametrize(
