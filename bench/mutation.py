@@ -107,21 +107,32 @@ def _explanations() -> dict[str, str]:
     return out
 
 
-def run(modules: list[str], jobs: int) -> list[Mutant]:
+def run(modules: list[str], jobs: int, diffs: Path | None = None) -> list[Mutant]:
+    """mutmut over ``modules``; with ``diffs``, each survivor's change written there."""
     work = _scratch(modules)
+    mutmut = [sys.executable, "-m", "mutmut"]
     try:
-        mutmut = [sys.executable, "-m", "mutmut"]
         subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work,
                        stdout=subprocess.DEVNULL, check=False)
         listed = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work,
                                 capture_output=True, text=True, check=False)
+        mutants = []
+        for line in listed.stdout.splitlines():
+            name, sep, status = line.strip().rpartition(": ")
+            if sep and "__mutmut_" in name:
+                mutants.append(Mutant(name, status))
+        if diffs is not None:
+            with diffs.open("w", encoding="utf-8") as out:
+                for m in mutants:
+                    if m.status not in KILLED:
+                        shown = subprocess.run([*mutmut, "show", m.name], cwd=work,
+                                               capture_output=True, text=True, check=False)
+                        changed = [ln for ln in shown.stdout.splitlines()
+                                   if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+                        out.write(f"### {m.function} ({m.status}) {m.name}\n"
+                                  + "\n".join(changed) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    mutants = []
-    for line in listed.stdout.splitlines():
-        name, sep, status = line.strip().rpartition(": ")
-        if sep and "__mutmut_" in name:
-            mutants.append(Mutant(name, status))
     return mutants
 
 
@@ -158,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the modules the last commit changed")
     parser.add_argument("--goal", type=float, default=90.0, help="the score to reach, in %%")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--diffs", type=Path, default=None, metavar="FILE",
+                        help="write each survivor's change to FILE")
     args = parser.parse_args(argv)
     modules = _modules(args.only, args.changed)
     if not modules:
@@ -165,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     began = time.monotonic()
     print(f"mutation: {', '.join(modules)}", flush=True)
-    code = report(run(modules, args.jobs), args.goal)
+    code = report(run(modules, args.jobs, args.diffs), args.goal)
     print(f"took {time.monotonic() - began:.0f} s")
     return code
 

@@ -345,10 +345,6 @@ def test_retry_after_seconds_counts_from_the_clock_without_now() -> None:
     assert earliest <= got <= latest
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, ValueError), reason=(
-    "bug: an HTTP date with '-0000' parses naive (TypeError against the aware clock) and a "
-    "Unicode digit like '²' passes isdigit() but not int(): the oracle raises where the "
-    "reference (harness/reference/provider.py) answers"))
 @pytest.mark.parametrize(("value", "seconds"), [
     pytest.param("Wed, 21 Oct 2015 07:28:00 -0000", 30, id="minus-zero-offset-is-utc"),
     pytest.param("²", 60, id="superscript-digit-is-garbage"),
@@ -680,11 +676,6 @@ def test_expected_outcome_of_a_stream(answers: list[Answer], outcome: Outcome | 
     assert oracle.expected_outcome(answers, timeout_ms=1000, stream=True) == outcome
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the provider sends an error chunk only after the gap (harness/provider/engine.py "
-    "sleeps gap_ms before it), so a gap at the timeout ends the stream first; the oracle "
-    "breaks the tie at chunk 1 by the codes' spelling ('bad_gateway' < 'gateway_timeout') "
-    "and the reference, rightly answering gateway_timeout, fails the outcome check"))
 def test_the_gap_comes_before_an_error_chunk_after_it() -> None:
     answers = [Reply(LONG, gap_ms=1000, first_gap_ms=0, error_after=1)]
     assert oracle.expected_outcome(answers, timeout_ms=1000, stream=True) == _o(
@@ -692,10 +683,6 @@ def test_the_gap_comes_before_an_error_chunk_after_it() -> None:
         "a reply with an error chunk (code 502) after 1 chunk(s)")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a reply cut after 0 chunks is cut before any wait (the engine never sleeps "
-    "first_gap_ms), yet the oracle looks at first_gap_ms first and says 504; it is a cut "
-    "before the first token, which the contract leaves open (None)"))
 def test_a_cut_before_the_first_token_ignores_its_planned_first_gap() -> None:
     answers = [Reply(LONG, first_gap_ms=2000, cut_after=0), Reply("hi")]
     assert oracle.expected_outcome(answers, timeout_ms=1000, stream=True) is None

@@ -172,12 +172,14 @@ def retry_after_seconds(value: int | str | None, *, now: datetime | None = None)
     if isinstance(value, int):
         return value
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit(), not to int()
         return int(text)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return 60
+    if when.tzinfo is None:  # "-0000": RFC 5322's "UTC, no local zone known"
+        when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return max(0, math.ceil((when - now).total_seconds()))
 
@@ -339,6 +341,8 @@ def _reply_outcome(answer: Reply, *, timeout_ms: int, stream: bool, why: str
         return Outcome(200, clause="C-CHAT-4", why=why)
     chunks = max(1, math.ceil(len(answer.content) / max(1, answer.chunk_chars)))
     first_gap = answer.first_gap_ms if answer.first_gap_ms is not None else answer.gap_ms
+    if answer.cut_after == 0:
+        return None  # cut before the first token (and before any wait): maybe retried
     if first_gap >= timeout_ms:
         return Outcome(504, "gateway_timeout", clause="C-STREAM-2",
                        why=why + f", its first token after PROVIDER_TIMEOUT_MS ({timeout_ms} ms)")
@@ -347,17 +351,18 @@ def _reply_outcome(answer: Reply, *, timeout_ms: int, stream: bool, why: str
         if _retried(answer.error_code):
             return None  # a 5xx chunk first: whether it is retried the contract leaves open
         return Outcome(status, code, clause="C-STREAM-2", why=why)
-    if answer.cut_after == 0:
-        return None  # cut before the first token: a connection error, maybe retried
-    events = []  # (chunk index at which it happens, stream error code)
+    # (chunk index at which it happens, then which comes first there, the stream error
+    # code): before chunk N a cut comes at once, the gap is waited, an error chunk
+    # is sent only after that wait
+    events = []
     if answer.error_after is not None and answer.error_after < chunks:
-        events.append((answer.error_after, map_provider_status(answer.error_code)[1]))
+        events.append((answer.error_after, 2, map_provider_status(answer.error_code)[1]))
     if answer.cut_after is not None and answer.cut_after < chunks:
-        events.append((answer.cut_after, "bad_gateway"))
+        events.append((answer.cut_after, 0, "bad_gateway"))
     if answer.gap_ms >= timeout_ms and chunks > 1:
-        events.append((1, "gateway_timeout"))
+        events.append((1, 1, "gateway_timeout"))
     if events:
-        return Outcome(200, None, min(events)[1], clause="C-STREAM-3", why=why)
+        return Outcome(200, None, min(events)[2], clause="C-STREAM-3", why=why)
     if answer.cut_after is not None:
         # every text chunk went out, then the cut: complete only if a
         # finish_reason was seen, and it comes after the text: a cut.
