@@ -128,6 +128,7 @@ class Backend:
     # every answer, last: it may change or replace it (drop a header, ...)
     finish: Callable[[httpx.Request, httpx.Response], httpx.Response] | None = None
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> stored item
+    owners: dict[str, str] = field(default_factory=dict)  # session -> its user (the JWT sub)
     requests: list[httpx.Request] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -164,6 +165,7 @@ class Backend:
     def _route(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
         body: Any = json.loads(request.content) if request.content else {}
+        user = _user_of(request)
         if path in ("/api/chat", "/api/chat/stream") and method == "POST":
             streaming = path.endswith("stream")
             hook = self.chat or contract_chat
@@ -171,9 +173,13 @@ class Backend:
                         lambda b, **kw: self.call(b, stream=streaming, **kw))
         if path == "/api/chat/messages" and method == "POST":
             custom = self.store(body, self) if self.store else None
+            if self.owners.setdefault(body.get("sessionId"), user) != user:
+                return error(404, "not_found", "no such session")  # another user's (C-AUTH-2)
             return custom if custom is not None else self.stored(body)
         if path == "/api/chat/messages" and method == "GET":
             session = request.url.params.get("session_id", "")
+            if self.owners.get(session, user) != user:
+                return error(404, "not_found", "no such session")  # another user's (C-AUTH-2)
             custom = self.read(session, self) if self.read else None
             return custom if custom is not None else self.conversation(session)
         return error(404, "not_found", "no such route")
@@ -199,6 +205,18 @@ class Backend:
         mine.sort(key=lambda r: (oracle.parse_ts(r["timestamp"]), r["_seq"]))
         items = [{k: v for k, v in r.items() if not k.startswith("_")} for r in mine]
         return response(200, {"messages": items, "count": len(items)})
+
+
+def _user_of(request: httpx.Request) -> str | None:
+    """The ``sub`` of the request's token, if it is one of ours (C-AUTH-1, leniently)."""
+    import jwt
+
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    except jwt.PyJWTError:
+        return None
+    return str(claims.get("sub")) if scheme == "Bearer" else None
 
 
 def item_of(m: dict[str, Any]) -> dict[str, Any]:
