@@ -78,23 +78,18 @@ def expected_conversation(run: ScenarioRun, session: str) -> list[dict[str, Any]
     By timestamp, then order of first storage (C-MSG-9); messages the client
     holds but never stored sort by their timestamp among the others.
     """
-    first_stored: dict[str, int] = {}
+    # A dict keeps each key where it was first put: the syncs' order is the order of
+    # first storage, and messages the client holds but never stored come after them;
+    # the sort is stable, so it keeps that order among equal instants.
     latest: dict[str, dict[str, Any]] = {}
-    for n, sync in enumerate(run.client.syncs):
-        if not sync.accepted or sync.body.get("sessionId") != session:
-            continue
-        for k, m in enumerate(sync.messages()):
-            first_stored.setdefault(str(m.get("id")), n * 1000 + k)
-            latest[str(m.get("id"))] = m
+    for sync in run.client.syncs:
+        if sync.accepted and sync.body.get("sessionId") == session:
+            for m in sync.messages():
+                latest[str(m.get("id"))] = m
     if session == run.client.session_id:
         for m in run.client.history:
-            latest[m["id"]] = m
-    never = 10**9
-    ordered = sorted(
-        latest.values(),
-        key=lambda m: (parse_ts(m.get("timestamp")) or _FAR, first_stored.get(m["id"], never)),
-    )
-    return ordered
+            latest[str(m["id"])] = m
+    return sorted(latest.values(), key=lambda m: parse_ts(m.get("timestamp")) or _FAR)
 
 
 async def check_order(run: ScenarioRun, state: Snapshot) -> None:

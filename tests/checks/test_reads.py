@@ -258,3 +258,48 @@ steps:
     flagged(result, "pairing", "C-CHAT-2", "request_id named m_failed (the failed user "
             "message at messages[0] 'a repeated question that is longer t...) instead of "
             "m_new, the last user message with this text", step=0)
+
+
+def test_a_read_that_fails_only_after_the_replays_is_told_by_idempotent(tmp_path: Path) -> None:
+    reads: list[int] = []
+
+    def fails_later(session: str, backend: Backend) -> httpx.Response:
+        reads.append(1)
+        return backend.conversation(session) if len(reads) == 1 else _broken_read(session,
+                                                                                   backend)
+
+    text = HEAD + _only("idempotent") + "steps:\n  - chat: hi\n    provider: {reply: Hi.}\n"
+    result = run(scenario(tmp_path, text), Backend(read=fails_later))
+    flagged(result, "idempotent", "C-MSG-9", "reading session ", step=None)
+
+
+def test_a_200_read_without_a_list_of_messages_is_unreadable(tmp_path: Path) -> None:
+    def no_list(session: str, backend: Backend) -> httpx.Response:
+        return response(200, {"messages": "none", "count": 0})
+
+    text = HEAD + "steps:\n  - chat: hi\n    provider: {reply: Hi.}\n"
+    flagged(run(scenario(tmp_path, text), Backend(read=no_list)), "order", "C-MSG-9",
+            "reading session ", step=None)
+
+
+def test_what_order_lists_is_joined_item_by_item(tmp_path: Path) -> None:
+    def two_of_everything(session: str, backend: Backend) -> httpx.Response:
+        items = backend.conversation(session).json()["messages"]
+        odd = [{**items[0], "id": f"m_odd{n}"} for n in (1, 2)]
+        return response(200, {"messages": [*items, *items, *odd], "count": 2 * len(items) + 2})
+
+    result = run(scenario(tmp_path, TWO_SESSIONS), Backend(read=two_of_everything))
+    order = flagged(result, "order", "C-MSG-9", "session conv_second: ", step=None)
+    assert "read back more than once: m_second, m_third;" in order.message
+    assert "user m_odd1 'the long question that will go missi...; user m_odd2 " in order.message
+
+
+def test_messages_that_are_no_list_are_shown_as_sent(tmp_path: Path) -> None:
+    def garbage(body: dict[str, Any], streaming: bool, call: Call) -> httpx.Response:
+        call(body, messages=body["message"])
+        return success(body, "Hi.")
+
+    text = HEAD + "steps:\n  - chat: hi there\n    provider: {reply: Hi.}\n"
+    found = flagged(run(scenario(tmp_path, text), Backend(chat=garbage)), "context",
+                    "C-CHAT-3", "the backend sent the provider 0 message(s), expected 1", step=0)
+    assert found.actual == ["'hi there'"]

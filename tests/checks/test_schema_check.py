@@ -233,3 +233,16 @@ def test_strict_fields_notes_the_extras_and_fails_nothing(tmp_path: Path) -> Non
                for n in result.notes), result.notes
     plain = run(scenario(tmp_path, CHAT_AND_STREAM), _extra_headers(), FakeDb(backend))
     assert plain.notes == []  # without --strict-fields: nothing noted
+
+
+def test_strict_fields_names_every_extra_of_an_unrouted_answer(tmp_path: Path) -> None:
+    text = HEAD + "steps:\n  - http: GET /api/chat/nope\n    expect: {status: 404}\n"
+
+    def chatty(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        doc = {**answer.json(), "path": request.url.path, "hint": "see /api/chat"}
+        return httpx.Response(404, headers=answer.headers, json=doc)
+
+    result = run(scenario(tmp_path, text), Backend(finish=chatty), strict_fields=True)
+    clean(result)
+    assert result.notes == ["GET /api/chat/nope -> 404: body carries hint, path beyond what "
+                            "C-ERR-1 lists"]

@@ -157,3 +157,14 @@ def test_an_error_text_in_plain_english_is_not_sql(tmp_path: Path) -> None:
 
     result = run(scenario(tmp_path, PROVIDER_BUSY), Backend(chat=overloaded))
     assert failures(result, "server_error") == []
+
+
+def test_only_a_500_is_held_to_showing_no_internals(tmp_path: Path) -> None:
+    """C-ERR-3 speaks of a 500: a 503's text (a proxy's page, say) is free."""
+    def busy_with_a_trace(body: dict[str, Any], streaming: bool, call: Call) -> httpx.Response:
+        answer = contract_chat(body, streaming, call)
+        doc = {**answer.json(), "details": 'Traceback (most recent call last): File "x", line 1'}
+        return httpx.Response(answer.status_code, headers=answer.headers, json=doc)
+
+    result = run(scenario(tmp_path, PROVIDER_BUSY), Backend(chat=busy_with_a_trace))
+    assert failures(result, "server_error") == []
