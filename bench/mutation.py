@@ -8,7 +8,7 @@ argument dropped) and runs the fast tests that cover it (``tests/checks``,
 ``tests/test_oracle.py``, the matcher tests); a mutant no test notices
 survives::
 
-    python bench/mutation.py                     # every module (about 20 min on 2 cores)
+    python bench/mutation.py                     # every module (about 10 min on 2 cores)
     python bench/mutation.py --only answers      # the modules whose name has 'answers'
     python bench/mutation.py --changed           # those a commit changed (CI), vs HEAD~1
 
