@@ -24,19 +24,8 @@ class NotApplicable(Exception):
 
 def parse_ts(value: Any) -> datetime | None:
     """An ISO-8601 timestamp as an aware UTC datetime at millisecond precision."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)  # C-MSG-4: no offset means UTC
-    ts = ts.astimezone(UTC)
-    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
+    ts = _exact(value) if isinstance(value, str) else None
+    return None if ts is None else ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
 def _exact(value: Any) -> datetime | None:
@@ -52,6 +41,7 @@ def _exact(value: Any) -> datetime | None:
         ts = datetime.fromisoformat(text)
     except ValueError:
         return None
+    # C-MSG-4: no offset means UTC
     return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(UTC)
 
 
