@@ -137,6 +137,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         raise KeyboardInterrupt(signalled[0])
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    report = yield
+    if isinstance(item, ScenarioItem) and report.failed:
+        report.chat_harness_text = True  # travels with the report to xdist's controller
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_from_serializable(config: pytest.Config, data: dict[str, Any]) -> Any:
+    """A worker's report arrives with its failure text as a plain string: give the short
+    summary its one line back."""
+    report = yield
+    if data.get("chat_harness_text") and isinstance(getattr(report, "longrepr", None), str):
+        from harness.reporting.terminal import FailureText
+
+        report.longrepr = FailureText(report.longrepr)
+    return report
+
+
 def _is_scenario(config: pytest.Config, path: Any) -> bool:
     if path.suffix not in SUFFIXES:
         return False
@@ -432,12 +452,12 @@ class ScenarioItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
                      ) -> str | Any:
         from harness.errors import HarnessError
-        from harness.reporting.terminal import render_failure
+        from harness.reporting.terminal import FailureText, render_failure
 
         if isinstance(excinfo.value, ScenarioFailed):
-            return render_failure(excinfo.value.result)
+            return FailureText(render_failure(excinfo.value.result))
         if isinstance(excinfo.value, HarnessError):
-            return excinfo.value.render()
+            return FailureText(excinfo.value.render())
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

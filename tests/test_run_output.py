@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from runs import ROOT, chat_harness, processes_of, run_env
 
 from harness.config import bundled_scenarios
@@ -56,25 +57,31 @@ def test_without_a_scenarios_folder_the_bundled_suite_runs_and_says_so(tmp_path:
     assert f"; 1 scenario from {where}; report: reports/report.html" in _closing(proc.stdout)
 
 
-def test_a_failure_shows_the_end_of_the_backend_log_not_all_of_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_a_failure_shows_the_end_of_the_backend_log_not_all_of_it(
+        tmp_path: Path, workers: tuple[str, ...]) -> None:
     reports = tmp_path / "reports"
+    # CI=1: on CI pytest does not trim the short summary; a failure is still told once
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "run", "scenarios/seed", "--mutant",
          "request-id-first-match", "--mutant", "insert-not-upsert", "--reports", str(reports),
-         "-p", "no:cacheprovider"], cwd=ROOT, env=run_env(tmp_path / "tmp", **EMBEDDED),
+         "-p", "no:cacheprovider", *workers], cwd=ROOT,
+        env=run_env(tmp_path / "tmp", CI="1", **EMBEDDED),
         capture_output=True, text=True, timeout=300)
     out = proc.stdout
+    summary = out.split("short test summary info", 1)[1].splitlines()[1:-2]
+    assert len(summary) == 3 and all(ln.startswith("FAILED ") for ln in summary), out
     assert proc.returncode == 1, out[-3000:] + proc.stderr
     assert "Captured log" not in out and "Traceback (most recent call last)" not in out
     heads = re.findall(r"the backend's log while this scenario ran, its last (\d+) lines "
                        r"\(all of it: (\S+)\):", out)
     assert len(heads) == 3, out  # each failing scenario saw a 500
     assert all(1 <= int(n) <= 20 for n, _ in heads)
-    assert {Path(p) for _, p in heads} == {reports / "target.log"}
+    assert {Path(p).parent for _, p in heads} == {reports}
     shown = [ln for ln in out.splitlines() if ln.startswith("  | ")]
     assert len(shown) == sum(int(n) for n, _ in heads)
     assert any("UniqueViolation: duplicate key" in ln for ln in shown)  # the cause, at the end
-    log = (reports / "target.log").read_text()
+    log = "".join(p.read_text() for p in reports.glob("target*.log"))
     assert log.count("Traceback (most recent call last)") >= 3  # all of it is in the file
 
 

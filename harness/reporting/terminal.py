@@ -76,3 +76,27 @@ def render_failure(result: ScenarioResult) -> str:
     if result.reproduce:
         lines += ["", "Reproduce with:", f"  {result.reproduce}"]
     return "\n".join(lines)
+
+
+class _Crash:
+    """What pytest's short summary line shows of a failure: its first line."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class FailureText:
+    """A failure as pytest shows it: the whole text in the FAILURES section, one line in
+    the short summary. (A plain string would be repeated whole in the summary on CI,
+    where pytest does not trim it.)"""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reprcrash = _Crash(text.split("\n", 1)[0])
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.split("\n"):
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
