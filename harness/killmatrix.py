@@ -11,18 +11,18 @@ passes every scenario: a variant's failures are false alarms of the harness.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.processes import Child, stop_all
 
 BASELINE = "(none)"  # the row of the correct backend
 MESSAGE_LIMIT = 300  # characters of each failure message kept in the matrix
@@ -160,31 +160,29 @@ def _command(paths: Sequence[str], name: str, reports: Path, extra: Sequence[str
 
 
 class _Runner:
-    """Starts the runs and keeps every child in hand, also on Ctrl-C."""
+    """Starts the runs and keeps every child in hand, also on Ctrl-C.
+
+    Each run is a :class:`~harness.processes.Child` (own session, under the guard:
+    started from a worker thread, it goes with a matrix killed outright).
+    """
 
     def __init__(self) -> None:
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.children: list[Child] = []
+        self.stopping = False
+        self._lock = threading.Lock()
 
     def run(self, argv: list[str], log: Path) -> int:
-        with log.open("wb") as out:
-            child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with self._lock:  # stop_all sees every child started, and none starts after it
+            if self.stopping:
+                raise KeyboardInterrupt
+            child = Child(argv, log=log, what=f"the run {' '.join(argv[3:])}")
             self.children.append(child)
-            return child.wait()
+        return child.wait()
 
     def stop_all(self) -> None:
-        for child in self.children:
-            if child.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in self.children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        with self._lock:
+            self.stopping = True
+            stop_all(self.children, timeout_s=15)
 
 
 def _row(mutant: str, description: str, code: int, took: float, folder: Path, log: Path, *,
@@ -269,12 +267,15 @@ def run_matrix(paths: Sequence[str], *, mutants: Sequence[str] | None = None,
         return _row(name, description, code, time.monotonic() - started, folder, log,
                     benign=is_variant)
 
+    pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            rows = list(pool.map(one, runs))
-    except BaseException:
+        rows = list(pool.map(one, runs))
+    except BaseException:  # Ctrl-C: no run waits for its turn, the running ones are stopped
+        pool.shutdown(wait=False, cancel_futures=True)
         runner.stop_all()
         raise
+    finally:
+        pool.shutdown(wait=True)
     return Matrix(rows=rows, paths=list(paths), jobs=jobs, wall_s=time.monotonic() - began)
 
 

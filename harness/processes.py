@@ -1,14 +1,18 @@
 """Child processes the harness starts: logged, polled until ready, always stopped.
 
-Every server the harness starts (the scripted provider, a ``--target-cmd``
-backend) runs in its own session, so a Ctrl-C in the terminal reaches the
-harness only, which then stops its children in order: SIGTERM to the child's
-whole process group, a deadline, then SIGKILL. Output goes to a log file whose
-last lines go into every error about the child.
+Every process the harness starts (the scripted provider, a ``--target-cmd``
+backend, the runs of the kill matrix) runs in its own session, so a Ctrl-C in
+the terminal reaches the harness only, which then stops its children in
+order: SIGTERM to the child's whole process group, a deadline, then SIGKILL.
+Output goes to a log file whose last lines go into every error about the
+child.
 
 A harness killed outright (SIGKILL, the OOM killer) cannot stop anything; on
 Linux its children then get a signal from the kernel (``die_with_parent``),
-so a CI runner that kills a job does not keep its servers running.
+so a CI runner that kills a job does not keep its servers running. That
+signal reaches one process only: a command run through ``/bin/sh -c``, or
+started from a thread, runs under the guard (:mod:`harness.procguard`), which
+takes the command's whole tree along when the harness goes.
 """
 
 from __future__ import annotations
@@ -26,21 +30,44 @@ from typing import Any
 
 from harness.errors import TargetError
 
+_GUARD = Path(__file__).with_name("procguard.py")
+GUARD_GRACE_S = 5.0  # what the guard gives the tree after a stop signal, before SIGKILL
+
+
+def guard_available() -> bool:
+    """Whether commands can run under :mod:`harness.procguard` here (it reads /proc)."""
+    return sys.platform.startswith("linux") and Path("/proc/self/stat").exists()
+
 
 class Child:
-    """One started process: ``alive``, ``log_tail``, ``wait_ready``, ``stop``."""
+    """One started process: ``alive``, ``log_tail``, ``wait_ready``, ``wait``, ``stop``.
+
+    A string ``argv`` is a user's CMD, run by ``/bin/sh -c``. ``guard`` (None:
+    when ``argv`` is a string or we are not on the main thread, where the
+    kernel's death signal cannot be armed) puts :mod:`harness.procguard`
+    between us and the command: then ``pid`` is the guard's, and the guard
+    exits as the command does.
+    """
 
     def __init__(self, argv: Sequence[str] | str, *, log: Path, what: str,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
-        """Start it now; a string ``argv`` runs through ``/bin/sh -c`` (a user's CMD)."""
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None,
+                 guard: bool | None = None) -> None:
+        """Start it now."""
         self.what = what
         self.log = log
+        command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+        if guard is None:
+            guard = isinstance(argv, str) or (
+                threading.current_thread() is not threading.main_thread())
+        if guard and guard_available():
+            command = [sys.executable, "-I", "-S", str(_GUARD), str(os.getpid()),
+                       str(GUARD_GRACE_S), "--", *command]
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             try:
                 with signals_deferred():  # no child without its handle
                     self.proc = subprocess.Popen(
-                        argv, shell=isinstance(argv, str), stdin=subprocess.DEVNULL,
+                        command, stdin=subprocess.DEVNULL,
                         stdout=out, stderr=subprocess.STDOUT,
                         env=dict(env) if env is not None else None, cwd=cwd,
                         start_new_session=True, preexec_fn=die_with_parent(),
@@ -84,9 +111,26 @@ class Child:
                 self.proc.wait(timeout=0.02)  # a poll interval that ends early on exit
         return time.monotonic() - started
 
+    def wait(self) -> int:
+        """Until it exits by itself; its exit code."""
+        return self.proc.wait()
+
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM the group, wait up to ``timeout_s``, then SIGKILL. Safe to call twice."""
         return stop_process(self.proc, timeout_s=timeout_s)
+
+
+def stop_all(children: Sequence[Child], timeout_s: float = 15.0) -> None:
+    """Stop many at once: SIGTERM to every group, one deadline for all, then SIGKILL."""
+    for child in children:
+        if child.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        stop_process(child.proc, sig=signal.SIGKILL, timeout_s=0)  # the slow, and what is left
 
 
 def stop_process(proc: subprocess.Popen[Any], *, sig: int = signal.SIGTERM,

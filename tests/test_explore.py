@@ -113,8 +113,9 @@ def test_a_half_written_batch_is_found_and_its_yaml_is_a_regression_test(
 def test_a_stats_finding_carries_its_invariant_as_a_step(
         database: Database, config: RunConfig, tmp_path: Path) -> None:
     """Stats are no built-in check: the YAML says what they must be, in a step."""
-    from harness.explore.driver import DEFAULT_MODEL, ExploreHarness, LiveRun, quiet_reference
+    from harness.explore.driver import DEFAULT_MODEL, ExploreHarness, LiveRun
     from harness.explore.invariants import stats_step
+    from harness.targets.inprocess import quiet as quiet_reference
 
     mutant = dataclasses.replace(config, mutants=frozenset(["retry-not-updated"]))
     with ExploreHarness(mutant, db=database) as harness, quiet_reference():

@@ -49,10 +49,10 @@ def test_a_mutant_is_found_with_a_reproduction(capsys: pytest.CaptureFixture[str
 def test_read_only_against_a_url_sends_only_reads(
         capsys: pytest.CaptureFixture[str], database: Database, config: RunConfig) -> None:
     """The staging setup: a URL, the secret, a rate, a time bound, GET only."""
-    from harness.fuzz.serve import reference_url
+    from harness.targets import serve_reference
 
     database.reset()
-    with reference_url(database, jwt_secret="a-staging-secret-of-at-least-32-bytes!") as url:
+    with serve_reference(database, jwt_secret="a-staging-secret-of-at-least-32-bytes!") as url:
         code = run_fuzz(FuzzOptions(
             target_url=url, jwt_secret="a-staging-secret-of-at-least-32-bytes!",
             read_only=True, rate="50/s", max_time_s=5, max_examples=5))

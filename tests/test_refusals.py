@@ -65,10 +65,10 @@ def test_the_same_runs_pass_when_the_secret_is_right(tmp_path: Path) -> None:
 
 @pytest.fixture
 def served(database: Database) -> str:
-    from harness.fuzz.serve import reference_url
+    from harness.targets import serve_reference
 
     database.reset()
-    with reference_url(database, jwt_secret=SECRET) as url:
+    with serve_reference(database, jwt_secret=SECRET) as url:
         yield url  # type: ignore[misc]
 
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.db import pgcache
 from harness.errors import DatabaseError
+from harness.folders import owned_folder
 from harness.processes import (
     die_with_parent,
     free_port,
-    pid_alive,
     run_command,
     signals_deferred,
     stop_process,
@@ -109,15 +109,6 @@ def _prepare_root_access(user: str, root: Path, binaries: Path) -> tuple[int, in
     return pw.pw_uid, pw.pw_gid
 
 
-def _reap_orphans(folder: Path, prefix: str) -> None:
-    """Remove ``folder/prefix<pid>-*`` of runs killed outright (SIGKILL: no clean-up
-    ran; the kernel stopped their PostgreSQL, see ``die_with_parent``)."""
-    for path in folder.glob(f"{prefix}*"):
-        pid = path.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 _RAM_PREFIX = "chat-harness-pg-data-"
 _ROOT_PREFIX = "chat-harness-pg-"  # in TMPDIR: the log and the socket folder
 _SHORT_PREFIX = "chpg-"  # in /tmp: the socket folder, when TMPDIR is too deep
@@ -162,20 +153,17 @@ class Postmaster:
         _live.add(self)
         try:
             tmp = Path(tempfile.gettempdir())
-            _reap_orphans(tmp, _ROOT_PREFIX)
             self.root = self._folder(tmp, _ROOT_PREFIX)
             self.log = self.root / "postgres.log"
             self.home = self.root  # the data folder's parent
             owner = _prepare_root_access(user, self.root, binaries) if user else None
             ram = ram_folder()
             if ram is not None:
-                _reap_orphans(ram, _RAM_PREFIX)
                 self.home = self._folder(ram, _RAM_PREFIX)
                 if owner is not None:
                     os.chown(self.home, *owner)
             sock = _socket_folder(self.root / "s", self.home)
             if sock is None:
-                _reap_orphans(Path("/tmp"), _SHORT_PREFIX)
                 sock = self._folder(Path("/tmp"), _SHORT_PREFIX) / "s"
                 sock.parent.chmod(0o755)  # the server's user (root runs) must reach into it
             self.sock = sock
@@ -188,11 +176,10 @@ class Postmaster:
         self.data = self.home / "data"
 
     def _folder(self, parent: Path, prefix: str) -> Path:
-        """A new folder ``parent/prefix<pid>-*``, noted for :meth:`remove` (even on Ctrl-C)."""
-        with signals_deferred():
-            path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
-            self._made.append(path)
-        return path
+        """A new folder ``parent/prefix<pid>-*``, noted for :meth:`remove` (even on Ctrl-C);
+        those of runs killed outright (the kernel stopped their PostgreSQL, see
+        ``die_with_parent``) go first."""
+        return owned_folder(prefix, parent, made=self._made)
 
     def socket_url(self, db: str) -> str:
         return f"postgresql://{SUPERUSER}@/{db}?host={self.sock}&port={self.port}"

@@ -11,9 +11,6 @@ steps that ran.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 from harness.checks import CHECKS
@@ -128,15 +125,3 @@ class LiveRun:
         if not run.result.failures:  # the step itself may have failed already
             self.harness.call(checks())
         return list(run.result.failures)
-
-
-@contextlib.contextmanager
-def quiet_reference() -> Iterator[None]:
-    """Keep the reference's tracebacks of a 500 off the terminal: the checks report it."""
-    logger = logging.getLogger("harness.reference")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

@@ -82,10 +82,11 @@ def explore(config: RunConfig, profile: str = "ci", *, db: Database | None = Non
     """Explore the configured target; ``db`` shares a running PostgreSQL (not closed)."""
     from hypothesis.stateful import run_state_machine_as_test
 
-    from harness.explore.driver import DEFAULT_MODEL, NAME, ExploreHarness, quiet_reference
+    from harness.explore.driver import DEFAULT_MODEL, NAME, ExploreHarness
     from harness.explore.emit import scenario_yaml
     from harness.explore.invariants import invariant_steps
     from harness.explore.machine import bind
+    from harness.targets.inprocess import quiet as quiet_reference
 
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}", hint="choose " + " or ".join(PROFILES))

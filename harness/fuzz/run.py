@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -185,7 +184,7 @@ def _target(options: FuzzOptions, shared: Database | None = None
         return
     from harness.config import RunConfig
     from harness.db import provision
-    from harness.fuzz.serve import reference_url
+    from harness.targets import serve_reference
 
     config = RunConfig.from_options(db=options.db, db_url=options.db_url,
                                     db_image=options.db_image)
@@ -194,8 +193,8 @@ def _target(options: FuzzOptions, shared: Database | None = None
     try:
         db.apply_schema(config.schema)
         db.reset()
-        with reference_url(db, jwt_secret=secret, mutants=options.mutants,
-                           provider_timeout_ms=config.provider_timeout_ms) as url:
+        with serve_reference(db, jwt_secret=secret, mutants=options.mutants,
+                             provider_timeout_ms=config.provider_timeout_ms) as url:
             yield url, secret
     finally:
         if shared is None:
@@ -231,15 +230,15 @@ def run_fuzz(options: FuzzOptions, *, db: Database | None = None) -> int:
                           hint="choose " + " or ".join(PROFILES))
     import harness.fuzz.checks
     import harness.fuzz.probes  # noqa: F401  (importing them registers checks and hook)
+    from harness.folders import temporary
     from harness.fuzz import hooks
     from harness.refusals import Tally
 
     profile = PROFILES[options.profile]
     budget = options.max_time_s or profile.max_time_s or 3600
-    with _target(options, db) as (url, secret), tempfile.TemporaryDirectory(
-            prefix="chat-harness-fuzz-") as tmp:
+    with _target(options, db) as (url, secret), temporary("chat-harness-fuzz-") as tmp:
         users = identities(options, secret, hours=max(1.0, 2 * budget / 3600))
-        config, auth_file = write_files(Path(tmp), users, read_only=options.read_only)
+        config, auth_file = write_files(tmp, users, read_only=options.read_only)
         args = cli_args(options, url, config, auth_file)
         print(f"chat-harness fuzz: {'the in-process reference' if not options.target_url else url}"
               + "".join(f" --mutant {m}" for m in sorted(options.mutants))

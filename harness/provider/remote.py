@@ -5,9 +5,13 @@
 ``plan``, ``calls``, ``calls_in_step``, ``pending``, ``discard_pending``) and
 returns the very same dataclasses, so they cannot tell the difference.
 
-:class:`ProviderServer` starts ``python -m harness.provider`` as a child in its
-own session (a Ctrl-C in the terminal reaches the harness, which then stops
-the provider in order) and always stops it again, whatever ends the block.
+:class:`ProviderServer` starts ``python -m harness.provider`` as a
+:class:`~harness.processes.Child` (its own session: a Ctrl-C in the terminal
+reaches the harness, which then stops the provider in order; it dies with a
+harness killed outright) and always stops it again, whatever ends the block.
+Its folder (port file, log) is named after the harness's pid: a harness killed
+outright leaves it, and the next provider server removes it
+(:func:`harness.folders.owned_folder`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,6 +123,9 @@ class RemoteProvider:
                        wire.pending_from_json(data["pending"]))
 
 
+FOLDER_PREFIX = "chat-harness-provider-"  # in TMPDIR, then the harness's pid
+
+
 class ProviderServer:
     """``with ProviderServer() as ps:`` a provider process at ``ps.base_url``.
 
@@ -149,7 +154,6 @@ class ProviderServer:
         self.python = python
         self.port = 0
         self.startup_s = 0.0  # how long the start took (reported by the harness's own tests)
-        self._proc: subprocess.Popen[bytes] | None = None
         self._child: Child | None = None
         self._dir: Path | None = None
         self._provider: RemoteProvider | None = None
@@ -172,14 +176,14 @@ class ProviderServer:
 
     @property
     def pid(self) -> int:
-        if self._proc is None:
+        if self._child is None:
             raise RuntimeError("the provider server was never started")
-        return self._proc.pid
+        return self._child.pid
 
     @property
     def returncode(self) -> int | None:
         """The exit code once stopped (0: it stopped cleanly on SIGTERM), else None."""
-        return self._proc.poll() if self._proc is not None else None
+        return self._child.proc.poll() if self._child is not None else None
 
     @property
     def log_path(self) -> Path | None:
@@ -215,10 +219,11 @@ class ProviderServer:
                 "--port", str(self.requested_port), "--port-file", str(port_file)]
 
     def start(self) -> None:
+        from harness.folders import owned_folder
         from harness.processes import Child
 
         started = time.monotonic()
-        self._dir = Path(tempfile.mkdtemp(prefix="chat-harness-provider-"))
+        self._dir = owned_folder(FOLDER_PREFIX)
         port_file = self._dir / "port"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # the child imports the same harness as this process, wherever it lives
@@ -226,7 +231,6 @@ class ProviderServer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._child = Child(list(self.command(port_file)), log=self._dir / "provider.log",
                             env=env, what="the scripted provider")
-        self._proc = self._child.proc
 
         def ready() -> bool:
             if not self.port and port_file.exists():

@@ -14,7 +14,6 @@ import os
 import secrets
 import shlex
 import shutil
-import tempfile
 import traceback
 from collections.abc import Coroutine
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 from harness.config import RunConfig
 from harness.db import Database, provision
 from harness.errors import EnvironmentProblem, HarnessError, InternalError, ScenarioError
+from harness.folders import owned_folder
 from harness.runner.result import BackendLog, ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario
@@ -62,7 +62,7 @@ class Harness:
         if self.target is not None:
             return
         if not self.config.keep_logs and self._logs is None:  # no reports: no log left either
-            self._logs = tempfile.mkdtemp(prefix="chat-harness-logs-")
+            self._logs = str(owned_folder("chat-harness-logs-"))
             self.config = dataclasses.replace(self.config, reports=Path(self._logs))
         config = self.config
         try:
@@ -87,27 +87,10 @@ class Harness:
             raise
 
     async def _start_target(self) -> Target:
-        from harness.targets import blackbox, inprocess
+        from harness import targets
 
         self._stack = contextlib.AsyncExitStack()
-        config = self.config
-        if config.mode == "cmd":
-            target = blackbox.command(config, self.db)
-        elif config.mode == "url":
-            target = blackbox.url(config)
-        else:
-            target = inprocess.reference(
-                self.db, jwt_secret=config.jwt_secret, mutants=config.mutants,
-                variants=config.variants,
-                provider_timeout_ms=config.provider_timeout_ms, log=self._log_path(),
-            )
-        return await self._stack.enter_async_context(target)
-
-    def _log_path(self) -> Path:
-        """Where the in-process backend logs, as ``--target-cmd``'s output goes."""
-        worker = os.environ.get("PYTEST_XDIST_WORKER")  # a log per worker, as black-box
-        return (self.config.reports / (f"target-{worker}.log" if worker else "target.log")
-                ).resolve()
+        return await self._stack.enter_async_context(targets.start(self.config, self._db))
 
     def reproduce(self, scenario: Scenario) -> str:
         """The command that reruns just ``scenario`` with this session's options."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -70,12 +71,13 @@ def backend_env(config: RunConfig, *, port: int, db: Database | None, provider_u
 
 
 @contextlib.asynccontextmanager
-async def command(config: RunConfig, db: Database) -> AsyncIterator[Target]:
-    """Start ``config.target_cmd`` against ``db`` and a provider server; stop both after."""
+async def command(config: RunConfig, db: Database, *, log: Path) -> AsyncIterator[Target]:
+    """Start ``config.target_cmd`` against ``db`` and a provider server; stop both after.
+
+    CMD runs through ``/bin/sh -c`` under the guard (:class:`~harness.processes.Child`):
+    a harness killed outright takes the shell and all it started along.
+    """
     assert config.target_cmd
-    # pytest-xdist: each worker starts a backend of its own, each with its own log
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    log = (config.reports / (f"target-{worker}.log" if worker else "target.log")).resolve()
     with _provider_server(config) as server, contextlib.ExitStack() as stack:
         port = free_port()
         env = backend_env(config, port=port, db=db, provider_url=server.base_url)

@@ -37,6 +37,18 @@ class _OnlyTo(logging.Filter):
 
 
 @contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Keep the reference's tracebacks of a 500 off the terminal: the checks report it."""
+    logger = logging.getLogger(LOGGER)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
 def logging_to(log: Path | None) -> Iterator[None]:
     """The reference's log records go to ``log`` (emptied first) and nowhere else."""
     if log is None:

@@ -1,4 +1,4 @@
-"""The reference backend on a loopback port, for tools that speak plain HTTP.
+"""The reference backend on a loopback port, for tools that speak plain HTTP (fuzz).
 
 schemathesis sends its requests with its own HTTP client from its own worker
 threads; the reference's connection pool lives on the event loop that opened
@@ -14,29 +14,34 @@ calls of generated requests).
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from harness.db import Database
 from harness.errors import TargetError
 from harness.provider import Reply, ScriptedProvider
+from harness.targets.inprocess import quiet
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from harness.db import Database
 
 DEFAULT_REPLY = "A default answer of the scripted provider,\nover two lines."  # C-STREAM-1
 START_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
-def reference_url(db: Database, *, jwt_secret: str, mutants: frozenset[str] = frozenset(),
-                  provider_timeout_ms: int = 1000, reply: str = DEFAULT_REPLY,
-                  ) -> Iterator[str]:
+def serve_reference(db: Database, *, jwt_secret: str, mutants: frozenset[str] = frozenset(),
+                    provider_timeout_ms: int = 1000, reply: str = DEFAULT_REPLY,
+                    ) -> Iterator[str]:
     """Serve the reference on a free loopback port; yields its base URL; stops it after."""
     import uvicorn
 
     from harness.provider.inprocess import BASE_URL, transport
     from harness.reference import Settings, create_app
-    from harness.targets import Target
+    from harness.targets._base import Target
 
     engine = ScriptedProvider(default=Reply(content=reply))
     settings = Settings(
@@ -74,21 +79,23 @@ def reference_url(db: Database, *, jwt_secret: str, mutants: frozenset[str] = fr
     thread = threading.Thread(target=serve, name="chat-harness-reference", daemon=True)
     # A 500 is reported by the checks, with its reproduction; its traceback on
     # stderr would only bury that report.
-    logger = logging.getLogger("harness.reference")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    thread.start()
-    try:
-        if not ready.wait(START_TIMEOUT_S):
-            raise TargetError(f"the reference backend did not start within "
-                              f"{START_TIMEOUT_S:.0f} s", hint="is the machine overloaded?")
-        if not server.started:
-            cause = f": {failure[0]}" if failure else ""
-            raise TargetError(f"the reference backend did not start{cause}",
-                              hint="run 'python -m harness.reference' to see its log")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        logger.setLevel(level)
+    with quiet():
+        thread.start()
+        try:
+            yield _started(server, ready, failure, port)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
+
+
+def _started(server: uvicorn.Server, ready: threading.Event, failure: list[BaseException],
+             port: int) -> str:
+    if not ready.wait(START_TIMEOUT_S):
+        raise TargetError(f"the reference backend did not start within "
+                          f"{START_TIMEOUT_S:.0f} s", hint="is the machine overloaded?")
+    if not server.started:
+        cause = f": {failure[0]}" if failure else ""
+        raise TargetError(f"the reference backend did not start{cause}",
+                          hint="run 'python -m harness.reference' to see its log")
+    return f"http://127.0.0.1:{port}"
