@@ -31,7 +31,7 @@ from typing import Any
 from harness.errors import TargetError
 
 _GUARD = Path(__file__).with_name("procguard.py")
-GUARD_GRACE_S = 5.0  # what the guard gives the tree after a stop signal, before SIGKILL
+GUARD_GRACE_S = 10.0  # what the guard gives the tree after a stop signal, before SIGKILL
 
 
 def guard_available() -> bool:

@@ -12,13 +12,16 @@ armed (:func:`harness.processes.die_with_parent`); the guard
 
 - is a child subreaper: whatever ARGV leaves (double forks, ``setsid``)
   is reparented to the guard, not to init, and stays in reach;
-- on SIGTERM, SIGINT or SIGHUP (the harness's stop, or its death) passes the
-  signal on to all of its descendants, gives them ``GRACE`` seconds, then
-  SIGKILLs what is left;
-- notices its parent gone (``getppid`` changes) even without the death signal,
-  which cannot be armed from a thread other than the main one;
-- once ARGV has exited, stops its descendants the same way, then exits as ARGV
-  did (same code, or the same signal), so the harness sees the command's end.
+- on the harness's stop (its signal to the guard's process group, which ARGV
+  shares) lets ARGV stop as it likes: the harness keeps the time, and SIGKILLs
+  the group past it;
+- on the harness's death (the death signal, or ``getppid`` changed: the signal
+  cannot be armed from a thread other than the main one), or a stop signal
+  from anyone else, does what the harness would have done: SIGTERM to the
+  group, ``GRACE`` seconds, then SIGKILL to every descendant;
+- once ARGV has exited, stops what it left (SIGTERM, the grace, SIGKILL), then
+  exits as ARGV did (same code, or the same signal), so the harness sees the
+  command's end.
 
 Standard library only and no ``harness`` import: it starts in ~20 ms and runs
 with ``-I -S`` whatever the command's environment holds.
@@ -85,22 +88,26 @@ class Guard:
         self.parent = parent
         self.grace_s = grace_s
         self.me = os.getpid()
-        self.deadline: float | None = None  # set once stopping: then SIGKILL past it
+        self.deadline: float | None = None  # past it, SIGKILL to every descendant
 
     def parent_gone(self) -> bool:
         return os.getppid() != self.parent
 
-    def stop(self, sig: int, sender: int | None) -> None:
-        """Pass ``sig`` on, once. A signal from the living parent went to our whole
-        process group already: only those outside the group get it from us."""
+    def stop(self, sig: int, sender: int) -> None:
+        """A stop signal came. From the living parent (the harness's stop), it went to
+        our whole process group: the command stops as it likes, the harness keeps
+        the time. From anyone else, it goes on to the group, and the grace starts."""
+        if sender != self.me and (sender != self.parent or self.parent_gone()):
+            self.abandon(sig)
+
+    def abandon(self, sig: int = signal.SIGTERM) -> None:
+        """Nobody else will stop the command: ``sig`` to the group (once), then the grace.
+        (It comes back to us too, blocked: taken for a stop signal of our own, ignored.)"""
         if self.deadline is not None:
             return
         self.deadline = time.monotonic() + self.grace_s
-        pids = descendants(self.me)
-        if sender == self.parent and not self.parent_gone():
-            group = os.getpgrp()
-            pids = [p for p in pids if _pgid(p) != group]
-        _signal_all(pids, sig)
+        with contextlib.suppress(OSError):
+            os.killpg(0, sig)
 
     def run(self, argv: list[str]) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
@@ -122,8 +129,8 @@ class Guard:
             info = signal.sigtimedwait(_WATCHED, _POLL_S)
             if info is not None and info.si_signo in _STOP:
                 self.stop(info.si_signo, info.si_pid)
-            elif self.deadline is None and self.parent_gone():
-                self.stop(signal.SIGTERM, None)
+            if self.parent_gone():
+                self.abandon()
             ended = _reap()
             if child in ended:
                 return ended[child]
@@ -136,9 +143,9 @@ class Guard:
         if not left:
             _reap()
             return
-        self.stop(signal.SIGTERM, None)
-        assert self.deadline is not None
-        while left and time.monotonic() < self.deadline:
+        _signal_all(left, signal.SIGTERM)
+        deadline = self.deadline or time.monotonic() + self.grace_s
+        while left and time.monotonic() < deadline:
             signal.sigtimedwait({signal.SIGCHLD}, 0.05)
             _reap()
             left = descendants(self.me)
@@ -147,13 +154,6 @@ class Guard:
             signal.sigtimedwait({signal.SIGCHLD}, 0.05)
             _reap()
             left = descendants(self.me)
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
 
 
 def _subreaper() -> None:

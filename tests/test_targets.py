@@ -203,7 +203,8 @@ def test_stopping_a_guarded_command_stops_all_it_started(tmp_path: Path) -> None
                   "wait", log=tmp_path / "child.log", what="a tree")
     poll_until(pids.exists, lambda: "the command never ran", deadline_s=30)
     escaped = int(pids.read_text())
-    assert os.getpgid(escaped) != child.pid  # out of the group the harness signals
+    poll_until(lambda: os.getpgid(escaped) != child.pid,  # out of the group we signal
+               lambda: "the sleeper never left the process group", deadline_s=30)
     child.stop()
     poll_until(lambda: gone(escaped), lambda: f"{_cmdline(escaped)} outlived its stop",
                deadline_s=30)
