@@ -31,7 +31,7 @@ from typing import Any
 from harness.errors import TargetError
 
 _GUARD = Path(__file__).with_name("procguard.py")
-GUARD_GRACE_S = 10.0  # what the guard gives the tree after a stop signal, before SIGKILL
+GUARD_GRACE_S = 10.0  # what the guard gives the tree once the harness is gone, before SIGKILL
 
 
 def guard_available() -> bool:
@@ -55,36 +55,70 @@ class Child:
         """Start it now."""
         self.what = what
         self.log = log
+        self._command: int | None = None  # the guarded command's pid, once the guard tells
+        self._told: int | None = None  # the pipe it tells it through
         command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
         if guard is None:
             guard = isinstance(argv, str) or (
                 threading.current_thread() is not threading.main_thread())
+        passed: tuple[int, ...] = ()
         if guard and guard_available():
+            self._told, write = os.pipe()
+            os.set_blocking(self._told, False)
+            passed = (write,)
             command = [sys.executable, "-I", "-S", str(_GUARD), str(os.getpid()),
-                       str(GUARD_GRACE_S), "--", *command]
+                       str(GUARD_GRACE_S), str(write), "--", *command]
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             try:
                 with signals_deferred():  # no child without its handle
                     self.proc = subprocess.Popen(
                         command, stdin=subprocess.DEVNULL,
-                        stdout=out, stderr=subprocess.STDOUT,
+                        stdout=out, stderr=subprocess.STDOUT, pass_fds=passed,
                         env=dict(env) if env is not None else None, cwd=cwd,
                         start_new_session=True, preexec_fn=die_with_parent(),
                     )
             except OSError as exc:
+                self._close_pipe()
                 raise TargetError(f"cannot start {what}: {exc}") from exc
             except BaseException:  # a Ctrl-C held back during the start: stop it again
                 if hasattr(self, "proc"):
                     self.stop()
+                self._close_pipe()
                 raise
+            finally:
+                for fd in passed:
+                    os.close(fd)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        """Whether it runs; for a guarded command, the command itself (the guard ends a
+        moment after it, once it has stopped what the command left)."""
+        if self.proc.poll() is not None:
+            return False
+        command = self._command_pid()
+        return command is None or not _ended(command)
+
+    def _command_pid(self) -> int | None:
+        if self._command is None and self._told is not None:
+            try:
+                told = os.read(self._told, 64)
+            except BlockingIOError:  # not started yet
+                return None
+            except OSError:
+                told = b""
+            self._close_pipe()
+            if told.strip().isdigit():
+                self._command = int(told)
+        return self._command
+
+    def _close_pipe(self) -> None:
+        told, self._told = self._told, None
+        if told is not None:
+            os.close(told)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -101,7 +135,7 @@ class Child:
         while not ready():
             if not self.alive():
                 raise TargetError(
-                    f"{self.what} exited during start-up (exit code {self.proc.returncode}); "
+                    f"{self.what} exited during start-up (exit code {self.exit_code()}); "
                     f"its log ({self.log}) ends:\n{self.log_tail()}", hint=hint)
             if time.monotonic() >= deadline:
                 raise TargetError(
@@ -111,13 +145,27 @@ class Child:
                 self.proc.wait(timeout=0.02)  # a poll interval that ends early on exit
         return time.monotonic() - started
 
+    def exit_code(self) -> int | None:
+        """Once it has ended: its exit code (a guard's comes a moment after the command's
+        end); None while it runs."""
+        if self.proc.poll() is None and not self.alive():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=GUARD_GRACE_S + 5)
+        return self.proc.poll()
+
     def wait(self) -> int:
         """Until it exits by itself; its exit code."""
-        return self.proc.wait()
+        try:
+            return self.proc.wait()
+        finally:
+            self._close_pipe()
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM the group, wait up to ``timeout_s``, then SIGKILL. Safe to call twice."""
-        return stop_process(self.proc, timeout_s=timeout_s)
+        try:
+            return stop_process(self.proc, timeout_s=timeout_s)
+        finally:
+            self._close_pipe()
 
 
 def stop_all(children: Sequence[Child], timeout_s: float = 15.0) -> None:
@@ -131,6 +179,15 @@ def stop_all(children: Sequence[Child], timeout_s: float = 15.0) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         stop_process(child.proc, sig=signal.SIGKILL, timeout_s=0)  # the slow, and what is left
+
+
+def _ended(pid: int) -> bool:
+    """No such process any more, or a zombie (its parent has not waited for it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return stat.rsplit(b")", 1)[1].split()[:1] == [b"Z"]
 
 
 def stop_process(proc: subprocess.Popen[Any], *, sig: int = signal.SIGTERM,

@@ -1,7 +1,8 @@
 """The guard: a small process between the harness and a command it starts (Linux).
 
-``python -I -S procguard.py PARENT GRACE -- ARGV...`` runs ARGV as its child and
-ends with it, taking along everything ARGV started. A user's ``--target-cmd``
+``python -I -S procguard.py PARENT GRACE PID_FD -- ARGV...`` runs ARGV as its
+child (its pid written to the pipe PID_FD) and ends with it, taking along
+everything ARGV started. A user's ``--target-cmd``
 runs through ``/bin/sh -c``, and the backend is the shell's child (or
 grandchild: ``cd app && npm start``). The kernel's parent-death signal is
 armed per process and cleared by ``fork``: the shell would get it, its
@@ -84,9 +85,10 @@ def _reap() -> dict[int, int]:
 
 
 class Guard:
-    def __init__(self, parent: int, grace_s: float) -> None:
+    def __init__(self, parent: int, grace_s: float, pid_fd: int = -1) -> None:
         self.parent = parent
         self.grace_s = grace_s
+        self.pid_fd = pid_fd  # where the command's pid goes (-1: nowhere)
         self.me = os.getpid()
         self.deadline: float | None = None  # past it, SIGKILL to every descendant
 
@@ -114,15 +116,30 @@ class Guard:
         if self.parent_gone():  # the harness died before we were ready
             return 128 + signal.SIGTERM
         _subreaper()
+        if self.pid_fd >= 0:
+            os.set_inheritable(self.pid_fd, False)  # the command does not get it
+        child = None
         try:
             child = os.posix_spawnp(argv[0], argv, dict(os.environ), setsigmask=(),
                                     setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
         except OSError as exc:
             print(f"chat-harness: cannot start {argv[0]!r}: {exc}", file=sys.stderr, flush=True)
+        self._tell(child)
+        if child is None:
             return 127
         status = self._wait(child)
         self._end_rest()
         return _as_exit(status)
+
+    def _tell(self, child: int | None) -> None:
+        """The command's pid to the harness, which watches it for the moment it ends
+        (a moment before we do): an empty message if it did not start."""
+        if self.pid_fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.pid_fd, f"{child or ''}\n".encode())
+        with contextlib.suppress(OSError):
+            os.close(self.pid_fd)
 
     def _wait(self, child: int) -> int:
         while True:
@@ -175,10 +192,10 @@ def _as_exit(status: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 5 or argv[3] != "--":
-        print("usage: procguard.py PARENT_PID GRACE_S -- ARGV...", file=sys.stderr)
+    if len(argv) < 6 or argv[4] != "--":
+        print("usage: procguard.py PARENT_PID GRACE_S PID_FD -- ARGV...", file=sys.stderr)
         return 2
-    return Guard(int(argv[1]), float(argv[2])).run(argv[4:])
+    return Guard(int(argv[1]), float(argv[2]), int(argv[3])).run(argv[5:])
 
 
 if __name__ == "__main__":

@@ -249,3 +249,18 @@ def test_folders_of_dead_owners_are_removed_and_live_ones_kept(tmp_path: Path) -
     assert made.name.startswith(f"chat-harness-logs-{os.getpid()}-")
     assert not stale.exists()
     assert live.exists() and other.exists()
+
+
+def test_a_guarded_command_is_dead_when_it_ends_not_when_its_guard_does(tmp_path: Path) -> None:
+    """The harness stops a run at once when its backend dies; the guard may still be
+    stopping what the command left (here a grandchild deaf to SIGTERM: 10 s)."""
+    from harness.processes import Child
+
+    pids = tmp_path / "pids"
+    child = Child(f"(trap '' TERM; sleep 300) & echo $! > {pids}.tmp; mv {pids}.tmp {pids}; "
+                  "exit 5", log=tmp_path / "child.log", what="a short command")
+    poll_until(lambda: not child.alive(), lambda: "the command's end was not seen",
+               deadline_s=30)
+    left = int(pids.read_text())
+    assert child.exit_code() == 5
+    assert gone(left), "the guard ended before what the command left"

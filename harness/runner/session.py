@@ -233,17 +233,8 @@ class Harness:
 
     def _check_alive(self) -> None:
         """A started backend that died stops the run at once, with its last words."""
-        target = self.target
-        if target is not None and target.alive is not None and not target.alive():
-            from harness.errors import TargetError
-
-            tail = ""
-            if target.log:
-                with contextlib.suppress(OSError), open(
-                        target.log, encoding="utf-8", errors="replace") as log:
-                    tail = "".join(log.readlines()[-20:])
-            raise TargetError(f"the backend exited during the run; its log ({target.log}) "
-                              f"ends:\n{tail}", hint="the failures above may show what killed it")
+        if self.target is not None:
+            self.target.check_alive()
 
     def close(self) -> None:
         """Stop the target, the loop and (if ours) the database. Safe to call twice."""
