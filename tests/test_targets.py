@@ -104,21 +104,53 @@ def test_a_killed_harness_takes_its_backend_along_and_leaves_no_folder(
         assert gone(backend)
         still = port & set(listening().values())
         assert not still, f"port {still} of the killed run's backend still listens"
-        left = _ours(run_tmp, harness.pid)
-        assert any("chat-harness-provider-" in p for p in left), left  # what the next run reaps
-        # the next run (any that makes a folder of its own) removes them
-        done = subprocess.run(
-            [sys.executable, "-m", "harness", "run", "scenarios/chat/retry-same-id.yaml",
-             "--reports", str(tmp_path / "next"), "-q", "-p", "no:cacheprovider",
-             "--db", "embedded", "--target-cmd", f"exec {REFERENCE}"],
-            cwd=ROOT, env=run_env(run_tmp), capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert _ours(run_tmp, harness.pid) == []
-        assert list(run_tmp.glob("chat-harness-*")) == []
+        _next_run_removes_the_folders_of(harness.pid, "chat-harness-provider-", run_tmp,
+                                         tmp_path)
     finally:
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+        _kill_everything(run_tmp)
+
+
+def _next_run_removes_the_folders_of(pid: int, kind: str, tmp: Path, work: Path) -> None:
+    left = _ours(tmp, pid)
+    assert any(kind in p for p in left), left  # what the next run has to remove
+    # the next run (any that makes a folder of its own) removes them
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "scenarios/chat/retry-same-id.yaml",
+         "--reports", str(work / "next"), "-q", "-p", "no:cacheprovider",
+         "--db", "embedded", "--target-cmd", f"exec {REFERENCE}"],
+        cwd=ROOT, env=run_env(tmp), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _ours(tmp, pid) == []
+    assert list(tmp.glob("chat-harness-*")) == []
+
+
+def test_a_killed_fuzz_run_leaves_no_process_and_no_folder(run_tmp: Path, tmp_path: Path) -> None:
+    """fuzz serves the reference in its own process; what it starts is PostgreSQL,
+    and what it makes is its schemathesis folder."""
+    fuzz = subprocess.Popen(
+        [sys.executable, "-m", "harness", "fuzz", "--db", "embedded", "--profile", "deep",
+         "--max-time", "600"], cwd=tmp_path, env=run_env(run_tmp),
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        poll_until(lambda: list(run_tmp.glob(f"chat-harness-fuzz-{fuzz.pid}-*"))
+                   or fuzz.poll() is not None, lambda: "fuzz never began", deadline_s=120)
+        assert fuzz.poll() is None, "fuzz ended before it could be killed"
+        tree = processes_of(run_tmp)
+        assert any(_cmdline(p).split(" ")[0].endswith("/postgres") for p in tree), \
+            _describe(tree)
+        fuzz.kill()
+        fuzz.wait()
+        poll_until(lambda: not processes_of(run_tmp),
+                   lambda: "still running after fuzz was killed:\n"
+                   + _describe(processes_of(run_tmp)), deadline_s=30)
+        _next_run_removes_the_folders_of(fuzz.pid, "chat-harness-fuzz-", run_tmp, tmp_path)
+    finally:
+        if fuzz.poll() is None:
+            fuzz.kill()
+            fuzz.wait()
         _kill_everything(run_tmp)
 
 
