@@ -49,7 +49,7 @@ def test_a_mutant_is_found_with_a_reproduction(capsys: pytest.CaptureFixture[str
 def test_read_only_against_a_url_sends_only_reads(
         capsys: pytest.CaptureFixture[str], database: Database, config: RunConfig) -> None:
     """The staging setup: a URL, the secret, a rate, a time bound, GET only."""
-    from harness.targets import serve_reference
+    from harness.targets.served import serve_reference
 
     database.reset()
     with serve_reference(database, jwt_secret="a-staging-secret-of-at-least-32-bytes!") as url:

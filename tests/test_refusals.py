@@ -65,7 +65,7 @@ def test_the_same_runs_pass_when_the_secret_is_right(tmp_path: Path) -> None:
 
 @pytest.fixture
 def served(database: Database) -> str:
-    from harness.targets import serve_reference
+    from harness.targets.served import serve_reference
 
     database.reset()
     with serve_reference(database, jwt_secret=SECRET) as url:

@@ -5,8 +5,8 @@
 - :mod:`harness.fuzz.probes`: the chat checks that send requests of their own
 - :mod:`harness.fuzz.hooks`: what generated requests may carry
 
-The backend comes from :mod:`harness.targets` (``serve_reference``: the reference on a
-loopback port).
+The backend comes from :mod:`harness.targets` (``served.serve_reference``: the reference
+on a loopback port).
 
 Nothing here is imported by the pytest plugin or ``import harness``:
 schemathesis and Hypothesis load only when a fuzz run starts.

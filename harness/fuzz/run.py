@@ -184,7 +184,7 @@ def _target(options: FuzzOptions, shared: Database | None = None
         return
     from harness.config import RunConfig
     from harness.db import provision
-    from harness.targets import serve_reference
+    from harness.targets.served import serve_reference
 
     config = RunConfig.from_options(db=options.db, db_url=options.db_url,
                                     db_image=options.db_image)

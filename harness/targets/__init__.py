@@ -8,8 +8,10 @@ matrix's runs) gets its backend here:
   the reference in-process (:mod:`~harness.targets.inprocess`), a
   ``--target-cmd`` started as a real subprocess next to the provider server,
   or a running ``--target-url`` (:mod:`~harness.targets.blackbox`);
-- :func:`serve_reference`: the reference on a loopback port, for tools that
-  speak plain HTTP with their own client (:mod:`~harness.targets.served`).
+- :func:`harness.targets.served.serve_reference`: the reference on a loopback
+  port, for tools that speak plain HTTP with their own client (fuzz).
+
+Nothing heavy is imported with the package: each kind loads when started.
 
 Processes go through :class:`harness.processes.Child` (own session, stopped
 in order, a guard that takes a command's whole tree along when the harness is
@@ -25,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.targets._base import Target
-from harness.targets.served import serve_reference
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -63,4 +64,4 @@ async def start(config: RunConfig, db: Database | None) -> AsyncIterator[Target]
         yield started
 
 
-__all__ = ["Target", "log_path", "serve_reference", "start"]
+__all__ = ["Target", "log_path", "start"]
