@@ -92,7 +92,13 @@ class Child:
 
     @property
     def pid(self) -> int:
+        """The process we started (a guard, for a guarded command): its group's id too."""
         return self.proc.pid
+
+    @property
+    def command_pid(self) -> int:
+        """The command's own pid (the guard's until the guard has told it)."""
+        return self._command_pid() or self.proc.pid
 
     def alive(self) -> bool:
         """Whether it runs; for a guarded command, the command itself (the guard ends a

@@ -96,7 +96,7 @@ async def command(config: RunConfig, db: Database, *, log: Path) -> AsyncIterato
             yield Target(
                 name=label, client=client, provider=server.provider,
                 provider_timeout_ms=config.provider_timeout_ms, provider_api_key=API_KEY,
-                description=f"black box: pid {child.pid} on {base}, log {log}",
+                description=f"black box: pid {child.command_pid} on {base}, log {log}",
                 log=str(log), alive=child.alive,
             )
 
