@@ -152,11 +152,13 @@ class Matrix:
 
 def _command(paths: Sequence[str], name: str, reports: Path, extra: Sequence[str], *,
              benign: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "harness", "run", *paths, "--reports", str(reports),
-            "-q", "-p", "no:cacheprovider", *extra]
+    from harness.options import RUN, options_of, to_argv
+
+    values: dict[str, Any] = {"reports": str(reports)}
     if name != BASELINE:
-        argv += ["--variant" if benign else "--mutant", name]
-    return argv
+        values["variant" if benign else "mutant"] = [name]
+    return [sys.executable, "-m", "harness", "run", *paths, *to_argv(values, options_of(RUN)),
+            "-q", "-p", "no:cacheprovider", *extra]
 
 
 class _Runner:
