@@ -1,8 +1,14 @@
 """The pytest plugin: scenario files become test items.
 
-Thin on purpose: the scenario engine, the database and the backend are
-imported only when a scenario is collected or run, so installing chat-harness
-costs other test suites nothing. Run state lives in ``config.stash``.
+A good citizen in other people's sessions: installed, it is loaded everywhere
+(entry point ``chat_harness``, see :mod:`harness.plugin_entry`), but until it
+collects a scenario it changes nothing: no reports, no junit.xml, no signal
+handler, no option of other tests. Collecting one switches it on
+(:func:`_activate`): reports, junit.xml in the reports folder, SIGTERM handled
+as Ctrl-C. A fixture of :mod:`harness.fixtures` starting a backend installs the
+signal handlers only. The scenario engine, the database and the backend are
+imported when a scenario is collected or run, so loading the plugin costs
+other test suites nothing. Run state lives in ``config.stash``.
 """
 
 from __future__ import annotations
