@@ -70,7 +70,7 @@ def test_a_collected_scenario_switches_it_on(pytester: pytest.Pytester) -> None:
     assert "broken.yaml" in (pytester.path / "reports" / "junit.xml").read_text()
 
 
-def test_no_heavy_import_and_no_time_at_startup() -> None:
+def test_loading_it_imports_nothing_heavy() -> None:
     """What loading the plugin imports beyond pytest: the light modules only."""
     import subprocess
     import sys
@@ -84,3 +84,17 @@ def test_no_heavy_import_and_no_time_at_startup() -> None:
     heavy = {"fastapi", "psycopg", "httpx", "respx", "pydantic", "yaml", "jwt", "uvicorn",
              "hypothesis", "schemathesis", "rich", "jsonschema"}
     assert not loaded & heavy, loaded & heavy
+
+
+def test_the_fixtures_work_in_a_project_of_ones_own(pytester: pytest.Pytester) -> None:
+    """A user's project: the installed plugin gives its tests the fixtures."""
+    pytester.makepyfile(test_mine="""
+        def test_a_turn(chat_backend, chat_provider, chat_db):
+            chat_provider.reply("hello")
+            turn = chat_backend.chat("hi", model="m")
+            assert turn.status == 200 and turn.json()["data"]["response"] == "hello"
+            assert len(chat_db.query("SELECT id FROM chat_messages")) == 2
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--db", "embedded")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "reports" / "junit.xml").exists()  # not a scenario run
