@@ -200,12 +200,6 @@ class ScenarioFile(pytest.File):
             yield ScenarioItem.from_parent(self, name=scenario.id, scenario=scenario)
 
 
-class ScenarioFailed(Exception):
-    def __init__(self, result: ScenarioResult) -> None:
-        super().__init__(result.scenario_id)
-        self.result = result
-
-
 def _shard(value: str) -> tuple[int, int]:
     try:
         index, count = (int(x) for x in value.split("/"))
@@ -434,7 +428,7 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append(("covers", clause))
 
     def runtest(self) -> None:
-        from harness.errors import EnvironmentProblem
+        from harness.errors import EnvironmentProblem, ScenarioFailed
 
         harness = _harness(self.config)
         try:
@@ -451,7 +445,7 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
                      ) -> str | Any:
-        from harness.errors import HarnessError
+        from harness.errors import HarnessError, ScenarioFailed
         from harness.reporting.terminal import FailureText, render_failure
 
         if isinstance(excinfo.value, ScenarioFailed):

@@ -17,9 +17,9 @@ from harness.config import RunConfig
 from harness.db import Database
 from harness.errors import ScenarioError
 from harness.reporting.terminal import render_failure
+from harness.result import Exchange, ScenarioResult
 from harness.runner import match
 from harness.runner.match import Matcher, mismatches
-from harness.runner.result import Exchange, ScenarioResult
 from harness.scenario import yamlsource
 from harness.scenario.load import load_file
 

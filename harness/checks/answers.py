@@ -15,7 +15,7 @@ from harness.runner.match import short, status_matches
 
 if TYPE_CHECKING:
     from harness.checks.conversation import Snapshot
-    from harness.runner.result import Exchange
+    from harness.result import Exchange
     from harness.runner.run import ScenarioRun
 
 # C-ERR-2: each code has one status

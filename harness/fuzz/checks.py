@@ -193,7 +193,7 @@ def chat_conversation_page(ctx: CheckContext, response: Response, case: Case) ->
 
 def _stream(response: Response) -> tuple[str, dict[str, Any] | None, str | None]:
     """(text, final line, problem) of a 200 stream, read as scenarios read it."""
-    from harness.runner.result import Exchange
+    from harness.result import Exchange
     from harness.runner.steps import parse_stream
 
     ex = Exchange(step=None, purpose="fuzz", actor="alice", method="POST", path=path_of(response),

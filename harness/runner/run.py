@@ -20,9 +20,9 @@ from harness.contract import oracle
 from harness.db import Database
 from harness.errors import Location, ScenarioError
 from harness.provider import Answer, Plan, ProviderCall, ProviderControl, StepEnd
+from harness.result import Exchange, ScenarioResult, StepRecord
 from harness.runner.client import ChatClient, Clock
 from harness.runner.match import Matcher, mismatches, short, status_matches
-from harness.runner.result import Exchange, ScenarioResult, StepRecord
 from harness.scenario import template
 from harness.scenario.load import Scenario
 from harness.scenario.model import (

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from harness.contract import oracle
-from harness.errors import ScenarioError
+from harness.errors import ScenarioError, Skip
 from harness.provider import ErrorAnswer, RawAnswer, Reply
+from harness.result import Exchange
 from harness.runner.client import Chat, Sync
 from harness.runner.match import mismatches, short, status_matches
-from harness.runner.result import Exchange
 from harness.scenario import lint, template
 from harness.scenario.model import (
     ChatStep,
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from harness.runner.run import ScenarioRun
 
 FINAL, STREAM_ERROR = "__FINAL_METADATA__", "__STREAM_ERROR__"
-
-
-class Skip(Exception):
-    """This scenario cannot run in this mode (the reason is shown)."""
 
 
 async def execute(run: ScenarioRun, index: int, step: Step) -> None:

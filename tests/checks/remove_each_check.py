@@ -80,7 +80,7 @@ def _provider_script() -> None:
 def _silenced(check: str) -> Callable[[], None]:
     """A check written inline in a runner function: its failures are never recorded."""
     def remove() -> None:
-        from harness.runner.result import ScenarioResult
+        from harness.result import ScenarioResult
 
         fail = ScenarioResult.fail
 
