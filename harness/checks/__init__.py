@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from harness.checks import answers, conversation, pairing, replay
 
 if TYPE_CHECKING:
-    from harness.runner.run import ScenarioRun
+    from harness.scenario.view import RunView
 
 CHECKS = (
     ("pairing", pairing.check_request_ids),
@@ -28,7 +28,7 @@ CHECKS = (
 )
 
 
-async def run_builtin_checks(run: ScenarioRun) -> None:
+async def run_builtin_checks(run: RunView) -> None:
     state = conversation.Snapshot()
     for name, check in CHECKS:
         if run.scenario.check_enabled(name):

@@ -182,7 +182,7 @@ def _retry(steps: Sequence[Step], index: int, step: RetryStep, where: Location, 
 
 def _expectation(step: Step, where: Any, key: str) -> None:
     """An expectation that contradicts the contract's answer to the script cannot pass."""
-    from harness.runner.match import status_matches
+    from harness.scenario.match import status_matches
 
     outcome = step_outcome(step)
     expect = step.expect

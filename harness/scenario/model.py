@@ -230,10 +230,7 @@ class ParallelStep(_Step):
 
 Step = ChatStep | StreamStep | RetryStep | ResyncStep | HttpStep | DbStep | ParallelStep
 
-STEP_KINDS: dict[str, type[_Step]] = {
-    "chat": ChatStep, "stream": StreamStep, "retry": RetryStep, "resync": ResyncStep,
-    "http": HttpStep, "db": DbStep, "parallel": ParallelStep,
-}
+# the table of kinds (model, title, handler, ...): harness.scenario.steps
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 CHECKS = SWITCHABLE  # the checks ``checks:`` may switch off (harness.result.Check lists all)
