@@ -35,7 +35,7 @@ class Check(StrEnum):
     SCHEMA = "schema"
     STATS = "stats"  # explore: a session's stats are fresh and right
     ATOMIC = "atomic"  # explore: a refused batch stored nothing (C-MSG-3)
-    CUSTOM = "custom"  # a check a plugin added (hook chat_harness_checks)
+    CUSTOM = "custom"  # a check a plugin added (hook pytest_chat_harness_checks)
     SCENARIO_ERROR = "scenario_error"  # the scenario file is wrong (not the backend)
     HARNESS_ERROR = "harness_error"  # chat-harness itself broke
 

@@ -6,7 +6,9 @@ accepted sync and so changes what a later check would read.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from harness.checks import answers, conversation, pairing, replay
 
@@ -28,11 +30,34 @@ CHECKS = (
 )
 
 
+# checks plugins added (hook pytest_chat_harness_checks, harness.hooks): run after the built-in ones
+EXTRA: list[Callable[[RunView], Awaitable[None] | None]] = []
+
+
+def register_check(check: Callable[[RunView], Any]) -> None:
+    if not callable(check):
+        from harness.errors import InvalidInput
+
+        raise InvalidInput(f"a check must be a function of the run, got {check!r}")
+    if check not in EXTRA:
+        EXTRA.append(check)
+
+
+def unregister_check(check: Callable[[RunView], Any]) -> None:
+    if check in EXTRA:
+        EXTRA.remove(check)
+
+
 async def run_builtin_checks(run: RunView) -> None:
+    """The built-in checks (those the scenario did not switch off), then the plugins'."""
     state = conversation.Snapshot()
     for name, check in CHECKS:
         if run.scenario.check_enabled(name):
             await check(run, state)
+    for extra in list(EXTRA):
+        outcome = extra(run)
+        if inspect.isawaitable(outcome):
+            await outcome
 
 
-__all__ = ["CHECKS", "run_builtin_checks"]
+__all__ = ["CHECKS", "EXTRA", "register_check", "run_builtin_checks", "unregister_check"]

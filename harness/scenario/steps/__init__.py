@@ -5,7 +5,7 @@ model, title, whether it runs inside ``parallel:``, the ids it pins, handler);
 the loader, the runner and the reporters read everything about a kind from
 this table. Adding a kind is adding a module here (found by its name, listed
 after the built-in ones) and its tests; a plugin adds kinds with the hook
-``chat_harness_step_kinds`` (:func:`register`).
+``pytest_chat_harness_step_kinds`` (:func:`register`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _discover() -> None:
 
 
 def register(kind: StepKind) -> None:
-    """Add a kind to the table (a plugin's, through ``chat_harness_step_kinds``)."""
+    """Add a kind to the table (a plugin's, through ``pytest_chat_harness_step_kinds``)."""
     if not isinstance(kind, StepKind):
         raise InvalidInput(f"a step kind must be a StepKind, got {kind!r}")
     known = TABLE.get(kind.name)

@@ -5,7 +5,7 @@ the title a step gets when it has none, whether it may run inside
 ``parallel:``, why a scenario using it needs an emptied database (the ids it
 pins), and the handler that runs it. The table of kinds is
 :mod:`harness.scenario.steps`; a plugin adds kinds through the hook
-``chat_harness_step_kinds`` (:mod:`harness.hooks`).
+``pytest_chat_harness_step_kinds`` (:mod:`harness.hooks`).
 """
 
 from __future__ import annotations
