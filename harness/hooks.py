@@ -57,6 +57,28 @@ def pytest_chat_harness_step_kinds(config: pytest.Config) -> list[StepKind]:  # 
 _INSTALLED: Any = None  # the config whose extensions are in the tables
 
 
+def add_to(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Declare the hooks (from the plugin's ``pytest_addhooks``) and ask them at configure."""
+    import sys
+
+    pluginmanager.add_hookspecs(sys.modules[__name__])
+    if not pluginmanager.has_plugin(_ASKER):
+        pluginmanager.register(_Asker(), _ASKER)
+
+
+_ASKER = "chat-harness-hooks"
+
+
+class _Asker:
+    """Asks the hooks when the session is configured, forgets their answers at its end."""
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        install(config)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        uninstall(config)
+
+
 def install(config: pytest.Config) -> None:
     """Ask the hooks once per session; put what they return into the tables."""
     global _INSTALLED

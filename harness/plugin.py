@@ -93,14 +93,11 @@ def _reports_dir(config: pytest.Config) -> Any:
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from harness import hooks  # custom checks and step kinds (README, "Extending")
 
-    pluginmanager.add_hookspecs(hooks)
+    hooks.add_to(pluginmanager)
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml reads its option
 def pytest_configure(config: pytest.Config) -> None:
-    from harness import hooks
-
-    hooks.install(config)
     config.stash[_RESULTS] = {}
     if (config.getoption("target_url", None) and getattr(config.option, "numprocesses", None)
             and not hasattr(config, "workerinput")):
@@ -303,9 +300,6 @@ def _names(given: list[str] | None) -> list[str]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """After pytest's own summary: the run in one line, and where the report is."""
-    from harness import hooks
-
-    hooks.uninstall(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if _CLOSING in config.stash and reporter is not None:
         reporter.write_line(config.stash[_CLOSING])
