@@ -11,22 +11,23 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from harness.checks import answers, conversation, pairing, replay
+from harness.result import Check
 
 if TYPE_CHECKING:
     from harness.scenario.view import RunView
 
-CHECKS = (
-    ("pairing", pairing.check_request_ids),
-    ("context", pairing.check_context),
-    ("order", conversation.check_order),
-    ("lost", conversation.check_nothing_lost),
-    ("pairing", pairing.check_stored_pairing),
-    ("rows", conversation.check_rows),
-    ("idempotent", replay.check_idempotent),
+CHECKS: tuple[tuple[str, Callable[..., Awaitable[None]]], ...] = (
+    (Check.PAIRING, pairing.check_request_ids),
+    (Check.CONTEXT, pairing.check_context),
+    (Check.ORDER, conversation.check_order),
+    (Check.LOST, conversation.check_nothing_lost),
+    (Check.PAIRING, pairing.check_stored_pairing),
+    (Check.ROWS, conversation.check_rows),
+    (Check.IDEMPOTENT, replay.check_idempotent),
     # last: they judge every answer of the run, the checks' own reads and replays too
-    ("envelope", answers.check_envelopes),
-    ("server_error", answers.check_server_errors),
-    ("schema", answers.check_schema),
+    (Check.ENVELOPE, answers.check_envelopes),
+    (Check.SERVER_ERROR, answers.check_server_errors),
+    (Check.SCHEMA, answers.check_schema),
 )
 
 
