@@ -24,8 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InvalidInput
-
 BASELINE = "(none)"  # the row of the correct backend
 MESSAGE_LIMIT = 300  # characters of each failure message kept in the matrix
 # failures that say nothing of the backend: they kill no mutant
@@ -228,6 +226,7 @@ def _cut(text: str) -> str:
 
 def split_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """``--only`` names as (mutants, variants); InvalidInput for a name that is neither."""
+    from harness.errors import InvalidInput
     from harness.reference.mutants import MUTANTS
     from harness.reference.variants import VARIANTS
 

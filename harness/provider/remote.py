@@ -122,9 +122,6 @@ class ProviderControlClient:
                        wire.pending_from_json(data["pending"]))
 
 
-RemoteProvider = ProviderControlClient  # its old name
-
-
 class ProviderServer:
     """``with ProviderServer() as ps:`` a provider process at ``ps.base_url``.
 
@@ -263,3 +260,6 @@ class ProviderServer:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+
+
+RemoteProvider = ProviderControlClient  # its old name

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from harness.config import RunConfig
 from harness.db import Database, provision
 from harness.errors import EnvironmentProblem, HarnessError, InternalError, ScenarioError
-from harness.result import BackendLog, ScenarioResult
+from harness.runner.result import BackendLog, ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario
 from harness.targets import Target
