@@ -36,39 +36,39 @@ def provider_expect(run: RunView, index: int, step: Step, calls: list[ProviderCa
         return
     if want.calls is not None and len(calls) != want.calls:
         run.result.fail("expect", f"the backend called the provider {len(calls)} time(s), "
-                         f"expected {want.calls}", step=index, expected=want.calls,
-                         actual=[c.answer for c in calls], clause="C-CHAT-3")
+                        f"expected {want.calls}", step=index, expected=want.calls,
+                        actual=[c.answer for c in calls], clause="C-CHAT-3")
     for c in calls:
         if want.model is not None and c.model != want.model:
             run.result.fail("expect", f"provider call {c.index + 1} asked for model "
-                             f"{c.model!r}, expected {want.model!r}", step=index,
-                             expected=want.model, actual=c.model, clause="C-CHAT-3")
+                            f"{c.model!r}, expected {want.model!r}", step=index,
+                            expected=want.model, actual=c.model, clause="C-CHAT-3")
         streamed = isinstance(c.body, dict) and c.body.get("stream") is True
         if want.stream is not None and streamed != want.stream:
             run.result.fail("expect", f"provider call {c.index + 1} had stream={streamed}",
-                             step=index, expected=want.stream, actual=streamed,
-                             clause="C-CHAT-3")
+                            step=index, expected=want.stream, actual=streamed,
+                            clause="C-CHAT-3")
     for c in calls:
         if want.path is not None and not c.path.endswith(want.path):
             run.result.fail("expect", f"provider call {c.index + 1} went to {c.path!r}, "
-                             f"expected {want.path!r}", step=index, expected=want.path,
-                             actual=c.path, clause="C-RUN-1")
+                            f"expected {want.path!r}", step=index, expected=want.path,
+                            actual=c.path, clause="C-RUN-1")
         for name, value in want.headers.items():
             value = template.render(value, run.variables, location=run.scenario.location(index),
                                     key=f"steps[{index}].expect.provider.headers.{name}")
             got = {k.lower(): v for k, v in c.headers.items()}.get(name.lower())
             if got != value:
                 run.result.fail("expect", f"provider call {c.index + 1} had header {name}: "
-                                 f"{got!r}, expected {value!r}", step=index, expected=value,
-                                 actual=got, clause="C-RUN-1")
+                                f"{got!r}, expected {value!r}", step=index, expected=value,
+                                actual=got, clause="C-RUN-1")
     if want.messages is not None and calls:
         expected = template.render(want.messages, run.variables,
                                    location=run.scenario.location(index),
                                    key=f"steps[{index}].expect.provider.messages")
         if calls[-1].messages != expected:
             run.result.fail("expect", "the provider was sent other messages than expected",
-                             step=index, expected=expected, actual=calls[-1].messages,
-                             clause="C-CHAT-3")
+                            step=index, expected=expected, actual=calls[-1].messages,
+                            clause="C-CHAT-3")
 
 def provider_script(run: RunView, index: int, end: StepEnd) -> None:
     """The backend called the provider as often as the step's script planned."""
@@ -105,7 +105,7 @@ def check_expect(run: RunView, index: int, ex: Exchange, expect: Expect | None, 
     clause = clause or clause_for(run, ex)
     if ex.error:
         run.result.fail("expect", f"{what}{ex.method} {ex.path} got no answer: {ex.error}",
-                         step=index, expected=status, actual=None, clause=clause)
+                        step=index, expected=status, actual=None, clause=clause)
         return
     if status is not None and not status_matches(status, ex.status):
         run.result.fail(
@@ -118,7 +118,7 @@ def check_expect(run: RunView, index: int, ex: Exchange, expect: Expect | None, 
         diffs = mismatches(body, ex.response_body)
         if diffs:
             run.result.fail("expect", f"{what}" + "; ".join(diffs), step=index,
-                             expected=body, actual=ex.response_body, clause=clause)
+                            expected=body, actual=ex.response_body, clause=clause)
     if expect and expect.names_field is not None:
         texts = [ex.json().get(k) for k in ("error", "details")]
         said = " / ".join(t for t in texts if isinstance(t, str))
@@ -138,7 +138,7 @@ def check_expect(run: RunView, index: int, ex: Exchange, expect: Expect | None, 
             problem = None if got == want else f"expected {want!r}, got {got!r}"
         if problem:
             run.result.fail("expect", f"{what}header {name}: {problem}",
-                             step=index, expected=want, actual=got, clause=clause)
+                            step=index, expected=want, actual=got, clause=clause)
 
 def covered_clause(run: RunView) -> str | None:
     """What a scenario's own rows check stands for: its first specific covered clause."""

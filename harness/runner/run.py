@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from harness.checks import expect, outcome
+from harness.checks import expect as expectations
+from harness.checks import outcome
 from harness.contract import oracle
 from harness.db import Database
 from harness.errors import ScenarioError, Skip
@@ -228,7 +229,6 @@ class ScenarioRun:
         is always ``self.scenario`` (and can be saved as YAML). Raises
         ``Skip`` as ``execute`` would stop on it.
         """
-
         if index == len(self.scenario.steps):
             self.scenario = dataclasses.replace(
                 self.scenario, steps=(*self.scenario.steps, step),
@@ -246,8 +246,8 @@ class ScenarioRun:
             self.step_calls[index] = end.calls
         # a step stopped before it sent anything has no calls to judge
         if record.exchanges or self.stopped is None:
-            expect.provider_expect(self, index, step, end.calls)
-            expect.provider_script(self, index, end)
+            expectations.provider_expect(self, index, step, end.calls)
+            expectations.provider_script(self, index, end)
         record.provider_calls = [
             {"model": c.model, "messages": c.messages, "answer": c.answer} for c in end.calls
         ]
@@ -268,7 +268,7 @@ class ScenarioRun:
     # -- the expectation checks a step asks for (harness.checks) -------------------
     def expect(self, index: int, ex: Exchange, want: Expect | None, *,
                default: int | str | None, clause: str | None = None, what: str = "") -> None:
-        expect.check_expect(self, index, ex, want, default=default, clause=clause, what=what)
+        expectations.check_expect(self, index, ex, want, default=default, clause=clause, what=what)
 
     def judge_chat(self, index: int, step: Step, ex: Exchange, *, streaming: bool
                    ) -> tuple[dict[str, Any] | None, str]:
@@ -276,10 +276,10 @@ class ScenarioRun:
 
     def judge_sync(self, index: int, record: Sync, ex: Exchange, stored_before: set[Any]
                    ) -> None:
-        expect.check_sync(self, index, record, ex, stored_before)
+        expectations.check_sync(self, index, record, ex, stored_before)
 
     def judge_rows(self, index: int, step: Step, rows: list[dict[str, Any]]) -> None:
-        expect.check_db_rows(self, index, step, rows)  # type: ignore[arg-type]
+        expectations.check_db_rows(self, index, step, rows)  # type: ignore[arg-type]
 
     # -- what the checks read of the session (RunView) -----------------------------
     @property
