@@ -227,13 +227,14 @@ def _cut(text: str) -> str:
 
 
 def split_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``--only`` names as (mutants, variants); ValueError for a name that is neither."""
+    """``--only`` names as (mutants, variants); InvalidInput for a name that is neither."""
+    from harness.errors import InvalidInput
     from harness.reference.mutants import MUTANTS
     from harness.reference.variants import VARIANTS
 
     unknown = [n for n in names if n not in MUTANTS and n not in VARIANTS]
     if unknown:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown mutant(s) {', '.join(map(repr, unknown))}. Hint: mutants are "
             f"{', '.join(sorted(MUTANTS))}; benign variants are {', '.join(sorted(VARIANTS))}")
     return [n for n in names if n in MUTANTS], [n for n in names if n in VARIANTS]

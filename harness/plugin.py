@@ -59,6 +59,12 @@ def _reports_dir(config: pytest.Config) -> Any:
     return Path(value) if value else config.rootpath / "reports"
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from harness import hooks  # custom checks and step kinds (README, "Extending")
+
+    hooks.add_to(pluginmanager)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Nothing that changes the session: the plugin switches itself on (:func:`_activate`)
     when it collects a scenario."""
@@ -214,12 +220,6 @@ class ScenarioFile(pytest.File):
             raise self.CollectError(exc.render()) from None
         for scenario in scenarios:
             yield ScenarioItem.from_parent(self, name=scenario.id, scenario=scenario)
-
-
-class ScenarioFailed(Exception):
-    def __init__(self, result: ScenarioResult) -> None:
-        super().__init__(result.scenario_id)
-        self.result = result
 
 
 def _shard(value: str) -> tuple[int, int]:
@@ -471,7 +471,7 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append(("covers", clause))
 
     def runtest(self) -> None:
-        from harness.errors import EnvironmentProblem
+        from harness.errors import EnvironmentProblem, ScenarioFailed
 
         harness = harness_of(self.config)
         try:
@@ -488,7 +488,7 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
                      ) -> str | Any:
-        from harness.errors import HarnessError
+        from harness.errors import HarnessError, ScenarioFailed
         from harness.reporting.terminal import FailureText, render_failure
 
         if isinstance(excinfo.value, ScenarioFailed):
