@@ -55,5 +55,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Custom checks: chat-harness judges every answer with its built-in checks
 # (harness/checks/); a repository adds its own by implementing the hook
-# chat_harness_checks (harness/hooks.py, README "Custom checks") here, e.g. a check
-# that every answer carries this backend's own header. This repository adds none.
+# pytest_chat_harness_checks (harness/hooks.py, README "Extending"). Each check gets the
+# run's read-only view (harness.scenario.view.RunView) after every scenario and reports
+# with run.result.fail. This repository adds one that no clause spells out but every
+# backend should keep: the provider's API key (OPENROUTER_API_KEY) never reaches a client.
+
+
+def key_never_leaks(run: Any) -> None:
+    from harness.result import Check
+
+    key = run.variables.get("provider_api_key")
+    if not key:
+        return
+    for ex in run.result.exchanges:
+        if key in str(ex.response_body) or any(key in v for v in ex.headers.values()):
+            run.result.fail(Check.CUSTOM, f"{ex.brief()}: the answer carries the provider's "
+                            "API key (OPENROUTER_API_KEY)", step=ex.step)
+
+
+def pytest_chat_harness_checks(config: pytest.Config) -> list[Any]:
+    return [key_never_leaks]
