@@ -3,7 +3,7 @@
 A check that never fires passes every scenario too; mutation testing says how
 much of the code that decides verdicts its own tests pin down. mutmut changes
 one thing at a time in ``harness/checks/``, ``harness/contract/oracle.py`` and
-``harness/runner/match.py`` (a ``==`` into ``!=``, a string into another, an
+``harness/scenario/match.py`` (a ``==`` into ``!=``, a string into another, an
 argument dropped) and runs the fast tests that cover it (``tests/checks``,
 ``tests/test_oracle.py``, the matcher tests); a mutant no test notices
 survives::
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MUTATED = ("harness/checks/*", "harness/contract/oracle.py", "harness/runner/match.py")
+MUTATED = ("harness/checks/*", "harness/contract/oracle.py", "harness/scenario/match.py")
 TESTS = ("tests/checks", "tests/test_oracle.py", "tests/test_language_and_answers.py")
 EXPLAINED = ROOT / "bench" / "survivors.md"
 KILLED = {"killed", "timeout"}  # mutmut's words for a mutant a test noticed

@@ -26,8 +26,8 @@ _LAZY = {
     "Scenario": "harness.scenario.load",
     "load_file": "harness.scenario.load",
     "run_scenarios": "harness.runner",
-    "ScenarioResult": "harness.runner.result",
-    "Failure": "harness.runner.result",
+    "ScenarioResult": "harness.result",
+    "Failure": "harness.result",
     "provision": "harness.db",
     "Database": "harness.db",
 }

@@ -12,10 +12,9 @@ import os
 import signal
 import sys
 
+from harness import options
 from harness.config import default_scenarios
-from harness.db import KINDS
 from harness.errors import EnvironmentProblem, HarnessError
-from harness.options import add_target_options
 
 # pytest (and pytest-xdist) options that take a value, which `run` passes on: declared
 # here, so that the value of `-n 2` or `-k seed` is not taken for a scenario path
@@ -54,19 +53,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         argv += ["--rootdir", os.getcwd()]
         print(f"chat-harness: no scenarios/ folder here: running the bundled contract suite "
               f"({paths[0]})", flush=True)
-    for mutant in args.mutant:
-        argv += ["--mutant", mutant]
-    for variant in args.variant:
-        argv += ["--variant", variant]
-    for opt in ("db", "db_url", "db_image", "target", "fixtures_dir", "reports", "target_cmd",
-                "target_url", "provider_port", "jwt_secret", "start_timeout", "step_timeout",
-                "shard"):
-        value = getattr(args, opt)
-        if value or (opt == "reports" and value == ""):  # --reports '': no reports
-            argv += [f"--{opt.replace('_', '-')}", str(value)]
-    for flag in ("no_schema", "reset_db", "strict_fields"):
-        if getattr(args, flag):
-            argv.append(f"--{flag.replace('_', '-')}")
+    argv += options.to_argv(args, options.forwarded("run"))
     passed_on = _pytest_options(args)
     if any(a.startswith(("-n", "--numprocesses", "--dist", "--maxprocesses"))
            for a in passed_on + rest):
@@ -97,11 +84,8 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
     from harness import killmatrix
 
     reports = Path(args.reports or "reports")
-    extra = list(rest)
-    for opt in ("db", "db_url", "db_image", "target_cmd"):
-        value = getattr(args, opt)
-        if value:
-            extra += [f"--{opt.replace('_', '-')}", value]
+    # each run gets its own --reports folder
+    extra = [*rest, *options.to_argv(args, options.forwarded("mutants", leave_out=["reports"]))]
     try:
         mutants, variants = killmatrix.split_names(args.only) if args.only else (None, None)
         if args.no_variants:
@@ -200,20 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run scenarios (extra arguments go to pytest)",
                          allow_abbrev=False)
     run.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
-    run.add_argument("--target", default=None, help="backend under test: reference (default)")
-    add_target_options(run)
-    run.add_argument("--shard", default=None, metavar="I/N",
-                     help="run the I-th of N shares (one per CI machine)")
-    run.add_argument("--step-timeout", default=None, type=float, metavar="SECONDS",
-                     help="how long one request may take (default 30)")
-    run.add_argument("--strict-fields", action="store_true",
-                     help="list the JSON fields answers carry beyond those a clause lists, "
-                     "as notes (never failures: the contract allows them)")
-    run.add_argument("--reports", default=None, metavar="DIR",
-                     help="results.json, junit.xml and report.html go there "
-                     "(default: reports; '' for none)")
-    run.add_argument("--no-cache", action="store_true",
-                     help="embedded PostgreSQL: initdb every run, no warm cache")
+    options.add_options(run, "run")
     for flags in PYTEST_VALUE_OPTIONS:  # passed on to pytest as given
         run.add_argument(*flags, dest=_dest(flags), action="append", default=None,
                          help=("run on N workers (pytest-xdist; 'auto': one per CPU)"
@@ -237,14 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="leave out the benign variants (the kill matrix alone)")
     mut.add_argument("--jobs", "-j", type=int, default=None,
                      help="runs at a time (default: the number of CPUs)")
-    mut.add_argument("--reports", default=None, metavar="DIR", help="default: reports")
-    mut.add_argument("--db", default=None, choices=KINDS)
-    mut.add_argument("--db-url", default=None, metavar="URL")
-    mut.add_argument("--db-image", default=None, metavar="IMAGE")
-    # known here, not passed along as an unknown one: its value would be taken for a path
-    mut.add_argument("--target-cmd", default=None, metavar="CMD",
-                     help="every run starts CMD as the backend (black box; mutants and "
-                     "variants reach it as CHAT_HARNESS_MUTANT / CHAT_HARNESS_VARIANT)")
+    # known here, not passed along as unknown ones: their values would be taken for paths
+    options.add_options(mut, "mutants")
     db = sub.add_parser("db", help="the PostgreSQL of --db container")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     build = db_sub.add_parser("build-image", help="build the local PostgreSQL image "

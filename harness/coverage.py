@@ -13,35 +13,12 @@ into text for ``chat-harness coverage`` and the end-of-run line.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.contract.clauses import Clause, load_clauses
-from harness.errors import Location, ScenarioError
+from harness.contract.clauses import Clause, UnknownClause, load_clauses, suggest  # noqa: F401 (their old home)
 from harness.scenario.load import Scenario, discover, load_file
-
-_WHERE_IDS = "the clause ids are in harness/contract/CONTRACT.md (or run: chat-harness coverage)"
-
-
-@dataclass(frozen=True)
-class UnknownClause:
-    """A ``covers:`` entry that names no clause of the contract."""
-
-    clause: str
-    scenario: str
-    location: Location
-    key: str
-    suggestion: str | None = None
-
-    def error(self) -> ScenarioError:
-        """The error to show the user, with a did-you-mean when one is close."""
-        hint = f"did you mean {self.suggestion}? " if self.suggestion else ""
-        return ScenarioError(
-            f"{self.clause!r} is not a clause of the contract",
-            location=self.location, key=self.key, hint=hint + _WHERE_IDS,
-        )
 
 
 @dataclass(frozen=True)
@@ -64,11 +41,6 @@ class CoverageReport:
     def complete(self) -> bool:
         """True when every clause is covered and every named id exists (exit code 0)."""
         return not self.uncovered
-
-
-def suggest(clause: str, known: list[str]) -> str | None:
-    close = difflib.get_close_matches(clause, known, n=1, cutoff=0.6)
-    return close[0] if close else None
 
 
 def coverage_of(scenarios: Iterable[Scenario]) -> CoverageReport:

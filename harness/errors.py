@@ -5,20 +5,27 @@
     HarnessError                     everything chat-harness raises on purpose
     ├── UsageError                   the user asked for something impossible
     │   ├── ScenarioError            a scenario file is broken (file, line, key, hint)
-    │   └── ConfigError              bad options or environment (flag, value, hint)
+    │   ├── ConfigError              bad options or environment (flag, value, hint)
+    │   └── InvalidInput             a value given is not one accepted (also a ValueError)
+    │       └── WireError            (harness.provider.wire) a JSON form of the provider API
     ├── EnvironmentProblem           a part the harness needs did not come up
     │   ├── DatabaseError            PostgreSQL could not be provisioned or reached
     │   └── TargetError              the backend under test did not start / answer
     │       └── TargetRefused        it answered, but refused most requests (auth, routes)
+    ├── Skip                         a scenario cannot run in this mode (no database, ...)
+    ├── ScenarioFailed               a scenario ran and broke the contract (holds its result)
+    ├── NotApplicable                the oracle cannot judge a request (the backend refuses it)
     └── InternalError                a bug in chat-harness itself
 
 A backend that breaks the contract is *not* an exception: check failures are
-data (:class:`harness.runner.result.Failure`), rendered by reporters.
+data (:class:`harness.result.Failure`), rendered by reporters. ``ScenarioFailed``
+only carries such a result through pytest, which wants a failed test to raise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class HarnessError(Exception):
@@ -86,6 +93,11 @@ class ConfigError(UsageError):
     """An option, environment variable or target setting is wrong."""
 
 
+class InvalidInput(UsageError, ValueError):
+    """A value given to chat-harness is not one it accepts (a name, a file's format, a
+    JSON form). Also a :class:`ValueError`, for the callers that catch those."""
+
+
 class EnvironmentProblem(HarnessError):
     """Something the harness needs to run did not come up."""
 
@@ -101,6 +113,22 @@ class TargetError(EnvironmentProblem):
 class TargetRefused(TargetError):
     """The backend answered, but refused most of a run's requests for a reason of setup
     (401/403 to the run's own tokens, 404 on a route it must have): nothing was tested."""
+
+
+class Skip(HarnessError):
+    """This scenario cannot run in this mode (the reason is shown, e.g. no database)."""
+
+
+class ScenarioFailed(HarnessError):
+    """A scenario ran and its checks failed; ``result`` holds the failures (data)."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(str(result.scenario_id))
+        self.result = result
+
+
+class NotApplicable(HarnessError):
+    """The request is not one the oracle can judge (the backend must refuse it)."""
 
 
 class InternalError(HarnessError):

@@ -152,11 +152,13 @@ class Matrix:
 
 def _command(paths: Sequence[str], name: str, reports: Path, extra: Sequence[str], *,
              benign: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "harness", "run", *paths, "--reports", str(reports),
-            "-q", "-p", "no:cacheprovider", *extra]
+    from harness.options import RUN, options_of, to_argv
+
+    values: dict[str, Any] = {"reports": str(reports)}
     if name != BASELINE:
-        argv += ["--variant" if benign else "--mutant", name]
-    return argv
+        values["variant" if benign else "mutant"] = [name]
+    return [sys.executable, "-m", "harness", "run", *paths, *to_argv(values, options_of(RUN)),
+            "-q", "-p", "no:cacheprovider", *extra]
 
 
 class _Runner:
@@ -223,13 +225,14 @@ def _cut(text: str) -> str:
 
 
 def split_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``--only`` names as (mutants, variants); ValueError for a name that is neither."""
+    """``--only`` names as (mutants, variants); InvalidInput for a name that is neither."""
+    from harness.errors import InvalidInput
     from harness.reference.mutants import MUTANTS
     from harness.reference.variants import VARIANTS
 
     unknown = [n for n in names if n not in MUTANTS and n not in VARIANTS]
     if unknown:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown mutant(s) {', '.join(map(repr, unknown))}. Hint: mutants are "
             f"{', '.join(sorted(MUTANTS))}; benign variants are {', '.join(sorted(VARIANTS))}")
     return [n for n in names if n in MUTANTS], [n for n in names if n in VARIANTS]

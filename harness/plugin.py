@@ -1,13 +1,20 @@
 """The pytest plugin: scenario files become test items.
 
-Thin on purpose: the scenario engine, the database and the backend are
-imported only when a scenario is collected or run, so installing chat-harness
-costs other test suites nothing. Run state lives in ``config.stash``.
+A good citizen in other people's sessions: installed, it is loaded everywhere
+(entry point ``chat_harness``, see :mod:`harness.plugin_entry`), but until it
+collects a scenario it changes nothing: no reports, no junit.xml, no signal
+handler, no option of other tests. Collecting one switches it on
+(:func:`_activate`): reports, junit.xml in the reports folder, SIGTERM handled
+as Ctrl-C. A fixture of :mod:`harness.fixtures` starting a backend installs the
+signal handlers only. The scenario engine, the database and the backend are
+imported when a scenario is collected or run, so loading the plugin costs
+other test suites nothing. Run state lives in ``config.stash``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,56 +34,18 @@ _SHARED_DB = pytest.StashKey[Any]()  # xdist controller: the Database workers sh
 _SIGNALLED = pytest.StashKey[list[str]]()  # SIGINT/SIGTERM received, in order
 _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
 _WRITTEN = pytest.StashKey[str]()  # the results.json written
+_ACTIVE = pytest.StashKey[bool]()  # a scenario was collected: a chat-harness run
+_ARMED = pytest.StashKey[bool]()  # our SIGINT/SIGTERM handler is in place
 SUFFIXES = (".yaml", ".yml")
+# chat_backend, chat_provider, chat_db: light until a test asks for one
+pytest_plugins = ["harness.fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from harness.options import add_pytest_options
+
     group = parser.getgroup("chat-harness", "chat-harness: LLM chat backend conformance")
-    group.addoption("--target", default=None, help="backend under test: reference (default)")
-    group.addoption("--mutant", action="append", default=[], metavar="NAME",
-                    help="switch on a deliberate bug in the reference backend (repeatable)")
-    group.addoption("--variant", action="append", default=[], metavar="NAME",
-                    help="switch on a benign variant of the reference backend: another answer "
-                    "the contract allows (repeatable)")
-    group.addoption("--db", default=None,
-                    choices=("auto", "embedded", "container", "url"),
-                    help="PostgreSQL provider (default: auto: container if Docker answers, "
-                    "else embedded)")
-    group.addoption("--db-url", default=None, metavar="URL",
-                    help="PostgreSQL server to use (a fresh database is created on it)")
-    group.addoption("--db-image", default=None, metavar="IMAGE",
-                    help="image for --db container (default: chat-harness/postgres:16-local, "
-                    "built locally when missing)")
-    group.addoption("--fixtures-dir", default=None, metavar="DIR",
-                    help="fixtures folder with schema.sql (default: ./fixtures)")
-    group.addoption("--target-cmd", default=None, metavar="CMD",
-                    help="start CMD (through sh) as the backend under test, with PORT, "
-                    "DATABASE_URL, OPENROUTER_BASE_URL, ... in its environment")
-    group.addoption("--target-url", default=None, metavar="URL",
-                    help="test a backend that is already running at URL")
-    group.addoption("--provider-port", default=None, type=int, metavar="N",
-                    help="serve the scripted provider on this port (default: a free one)")
-    group.addoption("--no-schema", action="store_true", default=False,
-                    help="do not apply fixtures/schema.sql: the backend migrates itself")
-    group.addoption("--reset-db", action="store_true", default=False,
-                    help="--target-url with --db-url: empty the chat tables of that "
-                    "database between scenarios (only for a database kept for tests)")
-    group.addoption("--jwt-secret", default=None, metavar="SECRET",
-                    help="JWT_SECRET of the backend (default: the harness's own; "
-                    "env CHAT_HARNESS_JWT_SECRET)")
-    group.addoption("--start-timeout", default=None, type=float, metavar="SECONDS",
-                    help="how long --target-cmd may take to answer GET /api/health (60)")
-    group.addoption("--shard", default=None, metavar="I/N",
-                    help="run only the I-th of N equal shares of the collected tests "
-                    "(for N CI machines; I counts from 1)")
-    group.addoption("--strict-fields", action="store_true", default=False,
-                    help="list the JSON fields answers carry beyond those a clause lists, "
-                    "as notes (never failures: the contract allows them)")
-    group.addoption("--step-timeout", default=None, type=float, metavar="SECONDS",
-                    help="how long one request may take before the step fails (30)")
-    group.addoption("--reports", default=None, metavar="DIR",
-                    help="write results.json and junit.xml there (default: reports; "
-                    "'' for none)")
+    add_pytest_options(group)  # the table of harness/options.py
     parser.addini("chat_harness_scenario_dirs", type="args", default=["scenarios"],
                   help="folder names whose YAML files are scenarios")
 
@@ -90,9 +59,17 @@ def _reports_dir(config: pytest.Config) -> Any:
     return Path(value) if value else config.rootpath / "reports"
 
 
-@pytest.hookimpl(tryfirst=True)  # before junitxml reads its option
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from harness import hooks  # custom checks and step kinds (README, "Extending")
+
+    hooks.add_to(pluginmanager)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    """Nothing that changes the session: the plugin switches itself on (:func:`_activate`)
+    when it collects a scenario."""
     config.stash[_RESULTS] = {}
+    config.stash[_SIGNALLED] = []
     if (config.getoption("target_url", None) and getattr(config.option, "numprocesses", None)
             and not hasattr(config, "workerinput")):
         # one running backend calls one provider port: the workers' scripts would mix
@@ -102,17 +79,58 @@ def pytest_configure(config: pytest.Config) -> None:
             "answers. Run it serially, shard it over backends (--shard I/N, one backend "
             "and --provider-port each), or use --target-cmd, which starts one backend per "
             "worker.")
+    if not hasattr(config, "workerinput"):  # the process that writes the reports
+        from harness.reporting.ledger import RunLedger
+
+        # passive: it writes reports only for a run that collected scenarios
+        config.pluginmanager.register(
+            RunLedger(config, signals=config.stash[_SIGNALLED], finish=_finish),
+            "chat-harness-ledger")
+
+
+def _activate(config: pytest.Config) -> None:
+    """A scenario was collected: this is a chat-harness run. From now on Ctrl-C and
+    SIGTERM stop it cleanly, and junit.xml goes to the reports folder (unless
+    ``--junitxml`` says where). Sessions that collect no scenario never get here."""
+    if config.stash.get(_ACTIVE, False):
+        return
+    config.stash[_ACTIVE] = True
+    _arm_signals(config)
     reports = _reports_dir(config)
-    if reports is not None and not getattr(config.option, "xmlpath", None) and hasattr(
-            config.option, "xmlpath") and not hasattr(config, "workerinput"):
-        config.option.xmlpath = str(reports / "junit.xml")
-    # SIGTERM (CI cancelling a job) takes the same road as Ctrl-C, so every
-    # server, database and subprocess is stopped by the usual clean-up.
-    # The signals are also noted: a handler's KeyboardInterrupt can land in a
-    # weakref callback or a __del__, where Python prints it and carries on; the
-    # run then stops before the next scenario (or fails at the end) all the same.
-    signalled: list[str] = []
-    config.stash[_SIGNALLED] = signalled
+    if (reports is not None and hasattr(config.option, "xmlpath")
+            and not getattr(config.option, "xmlpath", None)
+            and not hasattr(config, "workerinput")):
+        _start_junit(config, str(reports / "junit.xml"))
+
+
+def _start_junit(config: pytest.Config, path: str) -> None:
+    """What pytest's junitxml plugin does at configure time for ``--junitxml PATH``,
+    done when the run turns out to be a chat-harness run."""
+    from _pytest import junitxml
+
+    config.option.xmlpath = path
+    xml = junitxml.LogXML(
+        path, config.option.junitprefix, config.getini("junit_suite_name"),
+        config.getini("junit_logging"), config.getini("junit_duration_report"),
+        config.getini("junit_family"), config.getini("junit_log_passing_tests"))
+    config.stash[junitxml.xml_key] = xml  # junitxml's unconfigure unregisters it
+    config.pluginmanager.register(xml)
+    xml.pytest_sessionstart()  # the session started before anyone knew
+
+
+def _arm_signals(config: pytest.Config) -> None:
+    """SIGTERM (CI cancelling a job) takes the same road as Ctrl-C, so every server,
+    database and subprocess the harness started is stopped by the usual clean-up.
+
+    Only once the harness is about to start something (a scenario collected, a fixture
+    asked for a backend): other sessions keep their handlers. The signals are also
+    noted: a handler's KeyboardInterrupt can land in a weakref callback or a __del__,
+    where Python prints it and carries on; the run then stops before the next scenario
+    (or fails at the end) all the same."""
+    if config.stash.get(_ARMED, False):
+        return
+    config.stash[_ARMED] = True
+    signalled = config.stash[_SIGNALLED]
 
     def _interrupt(signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -123,12 +141,15 @@ def pytest_configure(config: pytest.Config) -> None:
                          (signal.SIGINT, (signal.default_int_handler,))):
         if signal.getsignal(sig) in default:
             with contextlib.suppress(ValueError):  # not the main thread
-                signal.signal(sig, _interrupt)
-    if not hasattr(config, "workerinput"):  # the process that writes the reports
-        from harness.reporting.ledger import RunLedger
+                previous = signal.signal(sig, _interrupt)
+                config.add_cleanup(functools.partial(_restore, sig, previous, _interrupt))
 
-        config.pluginmanager.register(RunLedger(config, signals=signalled, finish=_finish),
-                                      "chat-harness-ledger")
+
+def _restore(sig: int, previous: Any, ours: Any) -> None:
+    """Give the session's handler back (pytester runs sessions in the same process)."""
+    if signal.getsignal(sig) is ours:
+        with contextlib.suppress(ValueError):
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -177,6 +198,7 @@ def _is_scenario(config: pytest.Config, path: Any) -> bool:
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
     if _is_scenario(parent.config, file_path):
+        _activate(parent.config)
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
@@ -198,12 +220,6 @@ class ScenarioFile(pytest.File):
             raise self.CollectError(exc.render()) from None
         for scenario in scenarios:
             yield ScenarioItem.from_parent(self, name=scenario.id, scenario=scenario)
-
-
-class ScenarioFailed(Exception):
-    def __init__(self, result: ScenarioResult) -> None:
-        super().__init__(result.scenario_id)
-        self.result = result
 
 
 def _shard(value: str) -> tuple[int, int]:
@@ -330,6 +346,7 @@ def _share_db(config: pytest.Config) -> str | None:
 
         run_config = RunConfig.from_options(db=config.getoption("db"),
                                             db_image=config.getoption("db_image"))
+        _arm_signals(config)
         try:
             db = provision(run_config.db, image=run_config.db_image)
         except HarnessError as exc:
@@ -339,12 +356,39 @@ def _share_db(config: pytest.Config) -> str | None:
     return config.stash[_SHARED_DB].tcp_url
 
 
+def _expects_scenarios(config: pytest.Config) -> bool:
+    """Whether the paths of this session hold scenarios, from the names alone (the
+    xdist controller must decide before its workers collect): a path given is or lies in
+    a scenario folder, or has one right under it."""
+    from pathlib import Path
+
+    dirs = set(config.getini("chat_harness_scenario_dirs"))
+    for arg in config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path.is_file():
+            if _is_scenario(config, path):
+                return True
+        elif path.name in dirs or any(p.name in dirs for p in path.parents) or any(
+                (path / name).is_dir() for name in dirs):
+            return True
+    return False
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller, per worker: the shared server's URL goes along."""
-    url = _share_db(node.config) if _xdist_controller(node.config) else None
+    """xdist controller, per worker: the shared server's URL goes along (started only
+    where the session's paths hold scenarios)."""
+    url = _share_db(node.config) if (_xdist_controller(node.config)
+                                     and _expects_scenarios(node.config)) else None
     if url:
         node.workerinput["chat_harness_db_url"] = url
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """xdist controller: a worker collected scenarios, so this is a chat-harness run."""
+    if any("::" in i and i.split("::")[0].endswith(SUFFIXES) for i in ids):
+        _activate(node.config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -361,7 +405,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if session.config.stash.get(_SIGNALLED, None) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.INTERRUPTED
     config = session.config
-    if not hasattr(config, "workeroutput"):
+    if not hasattr(config, "workeroutput") or not config.stash.get(_ACTIVE, False):
         return
     import json
 
@@ -391,31 +435,24 @@ def _from_workers(sent: list[str]) -> tuple[list[Any], list[Any]]:
     return list(scenarios.values()), records
 
 
-def _harness(config: pytest.Config) -> Harness:
+def harness_of(config: pytest.Config) -> Harness:
+    """The session's :class:`~harness.runner.session.Harness`, started on first use (the
+    database, the target); stopped when the session ends. Scenarios and the fixtures
+    of :mod:`harness.fixtures` share it."""
     if _HARNESS not in config.stash:
         from harness.config import RunConfig
         from harness.errors import HarnessError
+        from harness.options import PYTEST, config_options
         from harness.runner.session import Harness
 
+        _arm_signals(config)  # from here on there are processes to stop
         try:
             reports = _reports_dir(config)
             shared = getattr(config, "workerinput", {}).get("chat_harness_db_url")
-            run_config = RunConfig.from_options(
-                target=config.getoption("target"), mutants=config.getoption("mutant"),
-                variants=config.getoption("variant"),
-                db="url" if shared else config.getoption("db"),
-                db_url=shared or config.getoption("db_url"),
-                db_image=config.getoption("db_image"), fixtures=config.getoption("fixtures_dir"),
-                target_cmd=config.getoption("target_cmd"),
-                target_url=config.getoption("target_url"),
-                provider_port=config.getoption("provider_port"),
-                no_schema=config.getoption("no_schema"), reset_db=config.getoption("reset_db"),
-                jwt_secret=config.getoption("jwt_secret"),
-                start_timeout_s=config.getoption("start_timeout"),
-                step_timeout_s=config.getoption("step_timeout"),
-                strict_fields=config.getoption("strict_fields"),
-                reports=str(reports) if reports is not None else "",
-            )
+            given = config_options(lambda dest: config.getoption(dest), PYTEST)
+            run_config = RunConfig.from_options(**{
+                **given, "reports": str(reports) if reports is not None else "",
+                **({"db": "url", "db_url": shared} if shared else {})})
             harness = Harness(run_config)
             config.add_cleanup(harness.close)
             harness.start()
@@ -434,9 +471,9 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append(("covers", clause))
 
     def runtest(self) -> None:
-        from harness.errors import EnvironmentProblem
+        from harness.errors import EnvironmentProblem, ScenarioFailed
 
-        harness = _harness(self.config)
+        harness = harness_of(self.config)
         try:
             result = harness.run(self.scenario)
         except EnvironmentProblem as exc:
@@ -451,7 +488,7 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
                      ) -> str | Any:
-        from harness.errors import HarnessError
+        from harness.errors import HarnessError, ScenarioFailed
         from harness.reporting.terminal import FailureText, render_failure
 
         if isinstance(excinfo.value, ScenarioFailed):

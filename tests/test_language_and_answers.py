@@ -17,11 +17,10 @@ from harness.config import RunConfig
 from harness.db import Database
 from harness.errors import ScenarioError
 from harness.reporting.terminal import render_failure
-from harness.runner import match
-from harness.runner.match import Matcher, mismatches
-from harness.runner.result import Exchange, ScenarioResult
-from harness.scenario import yamlsource
+from harness.result import Exchange, ScenarioResult
+from harness.scenario import match, yamlsource
 from harness.scenario.load import load_file
+from harness.scenario.match import Matcher, mismatches
 
 # -- matchers and !repeat -------------------------------------------------------
 
@@ -406,10 +405,10 @@ def test_a_server_error_already_reported_is_not_repeated() -> None:
 
 
 def _rows_run(database: Database) -> Any:
-    from harness.runner.client import Sync
+    from harness.scenario.frontend import Sync
 
     run = _fake_run()
-    run.ctx = SimpleNamespace(db=database)
+    run.db = database  # a RunView reads it as run.db
     # the client stored into s1 (what the check reads back is the test's Snapshot)
     run.client = SimpleNamespace(chats=[], syncs=[
         Sync(step=0, actor="alice", body={"sessionId": "s1", "messages": []}, status=201)])

@@ -107,12 +107,16 @@ def test_one():
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("last", [False, True], ids=["before-another", "last"])
 def test_a_swallowed_signal_still_stops_the_run(sig: str, last: bool, tmp_path: Path) -> None:
-    """The interrupt stops the run before the next test, or fails it at the end."""
+    """In a chat-harness run (a scenario was collected; deselected here, so that nothing
+    starts) the interrupt stops the run before the next test, or fails it at the end."""
     more = "" if last else "def test_two():\n    raise AssertionError('ran after the signal')\n"
     (tmp_path / "test_swallow.py").write_text(SWALLOWS.format(sig=sig, more=more))
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "idle.yaml").write_text(
+        "name: idle\nsteps:\n  - http: GET /api/health\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-         str(tmp_path / "test_swallow.py")],
+         "-k", "not idle", str(tmp_path / "test_swallow.py"), str(tmp_path / "scenarios")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, proc.stdout + proc.stderr
     assert "ran after the signal" not in proc.stdout

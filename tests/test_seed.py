@@ -11,7 +11,7 @@ from harness import run_scenarios
 from harness.config import RunConfig
 from harness.db import Database
 from harness.reporting.terminal import ordered, render_failure
-from harness.runner.result import ScenarioResult
+from harness.result import ScenarioResult
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SEED = SCENARIOS / "seed" / "429-switch-model-resend.yaml"

@@ -11,12 +11,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from harness.contract.oracle import parse_ts
-from harness.runner.match import short, status_matches
+from harness.scenario.match import short, status_matches
 
 if TYPE_CHECKING:
     from harness.checks.conversation import Snapshot
-    from harness.runner.result import Exchange
-    from harness.runner.run import ScenarioRun
+    from harness.result import Exchange
+    from harness.scenario.view import RunView
 
 # C-ERR-2: each code has one status
 CODE_STATUS: dict[str, int] = {
@@ -67,7 +67,7 @@ def _where(ex: Exchange) -> str:
     return f"{ex.method} {ex.path} ({ex.purpose})"
 
 
-async def check_envelopes(run: ScenarioRun, state: Snapshot) -> None:
+async def check_envelopes(run: RunView, state: Snapshot) -> None:
     """Every error answer has the envelope; every answer has ``x-request-id``."""
     for ex in run.result.exchanges:
         if ex.error:
@@ -90,14 +90,14 @@ async def check_envelopes(run: ScenarioRun, state: Snapshot) -> None:
             )
 
 
-def _already_reported(run: ScenarioRun, ex: Exchange) -> bool:
+def _already_reported(run: RunView, ex: Exchange) -> bool:
     return any(
         f.step == ex.step and isinstance(f.actual, dict) and f.actual.get("status") == ex.status
         for f in run.result.failures
     )
 
 
-async def check_server_errors(run: ScenarioRun, state: Snapshot) -> None:
+async def check_server_errors(run: RunView, state: Snapshot) -> None:
     """No 5xx that no expectation allowed; a 500 never shows SQL or a traceback."""
     for ex in run.result.exchanges:
         if ex.status < 500:
@@ -120,7 +120,7 @@ async def check_server_errors(run: ScenarioRun, state: Snapshot) -> None:
         )
 
 
-async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
+async def check_schema(run: RunView, state: Snapshot) -> None:
     """Every answer conforms to ``harness/contract/openapi.yaml`` (shape, types, headers).
 
     Answers are open: fields and headers beyond those a clause lists pass.
@@ -136,7 +136,7 @@ async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
         problems = check_answer(ex.method, ex.path, ex.status, ex.headers, ex.response_body)
         if not problems:
             run.conforming.add(id(ex))
-            if run.ctx.strict_fields:
+            if run.strict_fields:
                 _note_extras(run, ex)
             continue
         by_clause: dict[str, list[str]] = {}
@@ -152,7 +152,7 @@ async def check_schema(run: ScenarioRun, state: Snapshot) -> None:
             )
 
 
-def _note_extras(run: ScenarioRun, ex: Exchange) -> None:
+def _note_extras(run: RunView, ex: Exchange) -> None:
     """--strict-fields: the fields a conforming answer carries beyond its clause's list."""
     from harness.contract.openapi import check_answer, operation_for
 

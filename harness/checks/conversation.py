@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from harness.contract.oracle import parse_ts, same_instant
-from harness.runner.match import short
+from harness.scenario.match import short
 
 if TYPE_CHECKING:
-    from harness.runner.run import ScenarioRun
+    from harness.scenario.view import RunView
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 
@@ -23,7 +23,7 @@ class Snapshot:
     reported: set[int] = field(default_factory=set)  # id() of exchanges already failed
 
 
-def owners(run: ScenarioRun) -> dict[str, str]:
+def owners(run: RunView) -> dict[str, str]:
     """Each session the scenario stored into, and the actor who owns it."""
     out: dict[str, str] = {}
     for chat in run.client.chats:
@@ -36,7 +36,7 @@ def owners(run: ScenarioRun) -> dict[str, str]:
     return out
 
 
-async def stored(run: ScenarioRun, state: Snapshot, session: str, actor: str,
+async def stored(run: RunView, state: Snapshot, session: str, actor: str,
                  *, check: str, fresh: bool = False) -> list[dict[str, Any]] | None:
     """``GET /api/chat/messages`` for ``session``; ``None`` if unreadable.
 
@@ -65,14 +65,14 @@ def _line(m: dict[str, Any]) -> str:
     return f"{m.get('role')} {m.get('id')} {short(m.get('content'), 40)}{failed}"
 
 
-def _missing(run: ScenarioRun, m: dict[str, Any]) -> str:
+def _missing(run: RunView, m: dict[str, Any]) -> str:
     described = run.client.describe(m["id"])
     if described.startswith("no message"):
         return _line(m)
     return f"{m['id']} ({described})"
 
 
-def expected_conversation(run: ScenarioRun, session: str) -> list[dict[str, Any]]:
+def expected_conversation(run: RunView, session: str) -> list[dict[str, Any]]:
     """The order a correct backend returns: the client's view plus raw syncs.
 
     By timestamp, then order of first storage (C-MSG-9); messages the client
@@ -92,7 +92,7 @@ def expected_conversation(run: ScenarioRun, session: str) -> list[dict[str, Any]
     return sorted(latest.values(), key=lambda m: parse_ts(m.get("timestamp")) or _FAR)
 
 
-async def check_order(run: ScenarioRun, state: Snapshot) -> None:
+async def check_order(run: RunView, state: Snapshot) -> None:
     for session, actor in owners(run).items():
         want = expected_conversation(run, session)
         got = await stored(run, state, session, actor, check="order")
@@ -123,7 +123,7 @@ async def check_order(run: ScenarioRun, state: Snapshot) -> None:
         )
 
 
-def final_versions(run: ScenarioRun) -> dict[str, tuple[str, dict[str, Any], int | None]]:
+def final_versions(run: RunView) -> dict[str, tuple[str, dict[str, Any], int | None]]:
     """Every message of an accepted sync: id -> (session, last version sent, step)."""
     out: dict[str, tuple[str, dict[str, Any], int | None]] = {}
     for sync in run.client.syncs:
@@ -133,7 +133,7 @@ def final_versions(run: ScenarioRun) -> dict[str, tuple[str, dict[str, Any], int
     return out
 
 
-async def check_nothing_lost(run: ScenarioRun, state: Snapshot) -> None:
+async def check_nothing_lost(run: RunView, state: Snapshot) -> None:
     sent = final_versions(run)
     who = owners(run)
     for mid, (session, msg, step) in sent.items():
@@ -162,10 +162,10 @@ async def check_nothing_lost(run: ScenarioRun, state: Snapshot) -> None:
     await _check_rows(run, sent)
 
 
-async def _check_rows(run: ScenarioRun, sent: dict[str, tuple[str, dict[str, Any], int | None]]
+async def _check_rows(run: RunView, sent: dict[str, tuple[str, dict[str, Any], int | None]]
                       ) -> None:
     """Below the API: the rows in Postgres say the same (session, timestamp, pairing)."""
-    db = run.ctx.db
+    db = run.db
     if db is None or not sent:
         return
     rows = db.query(
@@ -195,9 +195,9 @@ async def _check_rows(run: ScenarioRun, sent: dict[str, tuple[str, dict[str, Any
                             clause="C-MSG-4" if diffs[0].startswith("message_") else "C-MSG-10")
 
 
-async def check_rows(run: ScenarioRun, state: Snapshot) -> None:
+async def check_rows(run: RunView, state: Snapshot) -> None:
     """The API shows exactly the session's rows: none hidden, none invented, same order."""
-    db = run.ctx.db
+    db = run.db
     if db is None:
         return
     for session, actor in owners(run).items():

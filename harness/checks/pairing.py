@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.checks.conversation import stored
 from harness.contract import oracle
-from harness.runner.match import short
+from harness.scenario.match import short
 
 if TYPE_CHECKING:
     from harness.checks.conversation import Snapshot
-    from harness.runner.client import Chat
-    from harness.runner.run import ScenarioRun
+    from harness.scenario.frontend import Chat
+    from harness.scenario.view import RunView
 
 
 def _wanted_request_id(chat: Chat) -> tuple[bool, str | None]:
@@ -25,7 +25,7 @@ def _wanted_request_id(chat: Chat) -> tuple[bool, str | None]:
         return False, None
 
 
-async def check_request_ids(run: ScenarioRun, state: Snapshot) -> None:
+async def check_request_ids(run: RunView, state: Snapshot) -> None:
     for chat in run.client.chats:
         data = chat.data
         if data is None:
@@ -55,7 +55,7 @@ def _describe_in_body(body: dict[str, Any], message_id: Any) -> str:
     return "no message of the request"
 
 
-async def check_stored_pairing(run: ScenarioRun, state: Snapshot) -> None:
+async def check_stored_pairing(run: RunView, state: Snapshot) -> None:
     """Every stored answer points at the user message its step sent."""
     session = run.client.session_id
     actor = next((s.actor for s in run.client.syncs
@@ -85,7 +85,7 @@ def _shape(messages: Any) -> list[str]:
             else short(m) for m in messages]
 
 
-async def check_context(run: ScenarioRun, state: Snapshot) -> None:
+async def check_context(run: RunView, state: Snapshot) -> None:
     for chat in run.client.chats:
         try:
             want = oracle.expected_context(chat.body)

@@ -8,14 +8,14 @@ from harness.checks.conversation import Snapshot, owners, stored
 from harness.contract.oracle import item_fields
 
 if TYPE_CHECKING:
-    from harness.runner.run import ScenarioRun
+    from harness.scenario.view import RunView
 
 # What must not move whatever order the batches come in: the last write of a
 # retried message may legitimately differ in its error flag and tokens.
 IDENTITY = ("id", "role", "content", "timestamp", "user_message_id")
 
 
-async def _read_all(run: ScenarioRun, state: Snapshot) -> dict[str, list[dict[str, Any]] | None]:
+async def _read_all(run: RunView, state: Snapshot) -> dict[str, list[dict[str, Any]] | None]:
     return {
         session: await stored(run, state, session, actor, check="idempotent", fresh=True)
         for session, actor in owners(run).items()
@@ -33,7 +33,7 @@ def _identity(items: list[dict[str, Any]] | None) -> list[tuple[Any, ...]] | Non
     return [tuple(i.get(k) for k in IDENTITY) for i in items]
 
 
-async def check_idempotent(run: ScenarioRun, state: Snapshot) -> None:
+async def check_idempotent(run: RunView, state: Snapshot) -> None:
     accepted = [s for s in run.client.syncs if s.accepted]
     if not accepted:
         return

@@ -12,6 +12,7 @@ A malformed ``clauses.yaml`` is a bug of chat-harness, not of the user, hence
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import InternalError
+from harness.errors import InternalError, Location, ScenarioError
 
 CLAUSE_ID = re.compile(r"^C-[A-Z]+-\d+$")
 WIDTH = 79  # the wrapping width of CONTRACT.md
@@ -215,3 +216,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- a covers: id that names no clause (the loader refuses it; coverage reports) --
+
+_WHERE_IDS = "the clause ids are in harness/contract/CONTRACT.md (or run: chat-harness coverage)"
+
+
+@dataclass(frozen=True)
+class UnknownClause:
+    """A ``covers:`` entry that names no clause of the contract."""
+
+    clause: str
+    scenario: str
+    location: Location
+    key: str
+    suggestion: str | None = None
+
+    def error(self) -> ScenarioError:
+        """The error to show the user, with a did-you-mean when one is close."""
+        hint = f"did you mean {self.suggestion}? " if self.suggestion else ""
+        return ScenarioError(
+            f"{self.clause!r} is not a clause of the contract",
+            location=self.location, key=self.key, hint=hint + _WHERE_IDS,
+        )
+
+
+def suggest(clause: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(clause, known, n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -13,13 +13,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from harness.errors import NotApplicable
 from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply
 
 MAX_RETRIES = 2  # C-CHAT-3: connection errors and 5xx other than 503, twice at most
-
-
-class NotApplicable(Exception):
-    """The request is not one the oracle can judge (the backend must refuse it)."""
 
 
 def parse_ts(value: Any) -> datetime | None:

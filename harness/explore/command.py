@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.options import add_target_options, config_options
+from harness.options import EXPLORE, add_options, config_options
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,10 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="at most N client actions per sequence (default: the profile's)")
     p.add_argument("--save", default=None, metavar="FILE",
                    help="also write the failing scenario to FILE")
-    add_target_options(
-        p, target_url_help="a running backend (needs --db-url and --reset-db: its test "
-        "database is emptied between sequences)", reset_db_help="empty the chat tables of "
-        "--db-url between sequences (a test database)")
+    add_options(p, EXPLORE)
 
 
 def main(args: argparse.Namespace, rest: list[str]) -> int:
@@ -42,7 +39,7 @@ def main(args: argparse.Namespace, rest: list[str]) -> int:
         raise ConfigError(f"unknown option(s) {' '.join(rest)}",
                           hint="see chat-harness explore --help")
 
-    config = RunConfig.from_options(**config_options(args))
+    config = RunConfig.from_options(**config_options(args, EXPLORE))
     if args.mutants:
         print(f"explore ({args.profile}) with each mutant of the reference backend:")
         results = explore_mutants(config, args.profile, max_examples=args.max_examples,

@@ -20,7 +20,7 @@ from harness.db import Database
 from harness.errors import ConfigError
 from harness.explore.invariants import check_refused, check_stats
 from harness.refusals import Tally
-from harness.runner.result import Failure
+from harness.result import Failure
 from harness.runner.run import ScenarioRun
 from harness.runner.session import Harness
 from harness.scenario.load import Scenario

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from harness.runner.result import Failure
+from harness.result import Failure
 from harness.scenario.model import ParallelStep, ResyncStep, RetryStep, Step, StreamStep
 
 # characters PyYAML writes raw but reads back as line breaks (or drops)

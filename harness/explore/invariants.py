@@ -28,7 +28,7 @@ from harness.scenario.model import Expect, HttpStep
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from harness.runner.result import Failure
+    from harness.result import Failure
     from harness.runner.run import ScenarioRun
     from harness.scenario.model import Step
 

@@ -33,9 +33,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from harness.contract.oracle import format_ts, parse_ts
 from harness.explore.driver import DEFAULT_MODEL, ExploreHarness, LiveRun
 from harness.explore.invariants import stored_messages
-from harness.runner.client import ChatClient, Sync
-from harness.runner.result import Failure
+from harness.result import Failure
 from harness.runner.run import ScenarioRun
+from harness.scenario.frontend import ChatClient, Sync
 from harness.scenario.model import (
     ChatStep,
     Expect,

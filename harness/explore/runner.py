@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.runner.result import Failure
+from harness.result import Failure
 
 if TYPE_CHECKING:
     from hypothesis import settings

@@ -35,7 +35,7 @@ import schemathesis
 from harness.checks.answers import LEAKS, envelope_problems
 from harness.contract import oracle
 from harness.contract.oracle import parse_ts
-from harness.runner.match import short
+from harness.scenario.match import short
 
 if TYPE_CHECKING:
     from schemathesis import Case, CheckContext, Response
@@ -193,8 +193,8 @@ def chat_conversation_page(ctx: CheckContext, response: Response, case: Case) ->
 
 def _stream(response: Response) -> tuple[str, dict[str, Any] | None, str | None]:
     """(text, final line, problem) of a 200 stream, read as scenarios read it."""
-    from harness.runner.result import Exchange
-    from harness.runner.steps import parse_stream
+    from harness.checks.outcome import parse_stream
+    from harness.result import Exchange
 
     ex = Exchange(step=None, purpose="fuzz", actor="alice", method="POST", path=path_of(response),
                   request_body=None, status=200, response_body=body_of(response), headers={},
@@ -204,7 +204,7 @@ def _stream(response: Response) -> tuple[str, dict[str, Any] | None, str | None]
 
 def _chat_data(response: Response) -> dict[str, Any] | None:
     """``data`` of a completion, or the final metadata of a completed stream."""
-    from harness.runner.steps import FINAL
+    from harness.checks.outcome import FINAL
 
     if path_of(response) == "/api/chat":
         body = body_of(response)
@@ -245,7 +245,7 @@ def chat_stream_text(ctx: CheckContext, response: Response, case: Case) -> bool 
     if (str(response.request.method) != "POST" or path_of(response) != "/api/chat/stream"
             or response.status_code != 200):
         return None
-    from harness.runner.steps import FINAL
+    from harness.checks.outcome import FINAL
 
     text, final, problem = _stream(response)
     if problem:

@@ -13,7 +13,7 @@ import io
 import time
 from typing import TYPE_CHECKING
 
-from harness.db import KINDS
+from harness.options import FUZZ, add_options
 
 if TYPE_CHECKING:
     from harness.fuzz.run import FuzzOptions
@@ -25,11 +25,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "exits 1 if it found a failure (extra arguments go to `schemathesis run`)")
     p.add_argument("--profile", choices=("ci", "deep"), default="ci",
                    help="ci: bounded, fixed seed (default); deep: many examples, new seed")
-    p.add_argument("--target-url", default=None, metavar="URL",
-                   help="a running backend (default: the reference, in-process)")
-    p.add_argument("--jwt-secret", default=None, metavar="SECRET",
-                   help="sign tokens for two generated users with it (env "
-                   "CHAT_HARNESS_JWT_SECRET)")
     p.add_argument("--token", action="append", default=[], metavar="TOKEN",
                    help="act with this token instead (repeat once more for the peer user)")
     p.add_argument("--max-examples", type=int, default=None, metavar="N",
@@ -42,13 +37,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="GET requests only (and OPTIONS/TRACE probes): nothing is written")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--mutant", action="append", default=[], metavar="NAME",
-                   help="switch on a deliberate bug in the reference backend (repeatable)")
     p.add_argument("--mutants", action="store_true",
                    help="fuzz with each mutant in turn and print which ones are found")
-    p.add_argument("--db", default=None, choices=KINDS)
-    p.add_argument("--db-url", default=None, metavar="URL")
-    p.add_argument("--db-image", default=None, metavar="IMAGE")
+    add_options(p, FUZZ)  # the target and the database, as for run
 
 
 def _options(args: argparse.Namespace, rest: list[str]) -> FuzzOptions:

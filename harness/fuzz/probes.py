@@ -47,7 +47,7 @@ from harness.fuzz.checks import (
     request_json,
     sent_bytes,
 )
-from harness.runner.match import short
+from harness.scenario.match import short
 
 if TYPE_CHECKING:
     import httpx

@@ -4,7 +4,7 @@ A scenario runs one client at a time; the bugs of a chat backend that only show
 under load (a lost message when two syncs race, a duplicate key under
 concurrent upserts, stats computed from a stale read, a 500 when the pool runs
 dry) need many. Each simulated client is the harness's correct front end
-(:class:`harness.runner.client.ChatClient`) holding one conversation of its
+(:class:`harness.scenario.frontend.ChatClient`) holding one conversation of its
 own, as one of two clients of its user: its turns meet scripted 429s and 5xx
 (some retried by the backend, some passed on and retried by the client under
 the same id), its syncs are sent twice in a row or twice at once.

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from harness.db import Database
     from harness.load.clients import Client
     from harness.load.traffic import Traffic
-    from harness.runner.client import ChatClient
+    from harness.scenario.frontend import ChatClient
 
 Row = dict[str, Any]
 Held = dict[Any, Row]  # the messages a client holds, by id

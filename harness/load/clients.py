@@ -1,7 +1,7 @@
 """One simulated client: its user, its model, its scripted conversation and its provider plan.
 
 Each client is the harness's correct front end
-(:class:`harness.runner.client.ChatClient`) holding one conversation of its
+(:class:`harness.scenario.frontend.ChatClient`) holding one conversation of its
 own, as one of two clients of its user. Its script is drawn up front from a
 seeded random generator: what each turn meets at the provider (a plain
 answer, a 5xx the backend retries, a 429, a 5xx passed on as 502 and retried
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.provider import Answer, ProviderControl
-    from harness.runner.client import ChatClient
+    from harness.scenario.frontend import ChatClient
 
 USERS_NAMESPACE = uuid.UUID("0b6d1c59-5f37-4a1e-8f55-4c7c4f3b0a11")
 START = datetime(2025, 8, 12, 14, 0, tzinfo=UTC)
@@ -59,7 +59,7 @@ class Client:
         """
         import jwt
 
-        from harness.runner.client import ChatClient, Clock
+        from harness.scenario.frontend import ChatClient, Clock
 
         self.index = index
         rng = random.Random(f"{salt}{seed}/{index}")

@@ -23,7 +23,7 @@ from harness.load.audit import audit
 from harness.load.clients import MODEL, Client
 from harness.load.report import LoadReport
 from harness.load.traffic import Traffic
-from harness.options import add_target_options, config_options
+from harness.options import LOAD, add_options, config_options
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -115,27 +115,23 @@ def add_parser(sub: Any) -> None:
                       help=f"turns per conversation ({defaults.turns})")
     load.add_argument("--seed", type=int, default=defaults.seed,
                       help=f"seed of the clients' scripts ({defaults.seed})")
-    add_target_options(load, reset_db_help="--target-url: empty the chat tables of --db-url "
-                       "before the load (a test database)")
-    load.add_argument("--step-timeout", default=defaults.request_timeout_s, type=float,
-                      metavar="SECONDS", help="how long one request may go unanswered "
-                      f"({defaults.request_timeout_s:.0f})")
-    load.add_argument("--reports", default=None, metavar="DIR",
-                      help="where --target-cmd's log goes (default: reports)")
+    add_options(load, LOAD)
 
 
 def main(args: argparse.Namespace) -> int:
     from harness.config import RunConfig
     from harness.errors import ConfigError
 
-    if args.clients < 1 or args.turns < 1 or args.step_timeout <= 0:
+    step_timeout = (args.step_timeout if args.step_timeout is not None
+                    else LoadOptions().request_timeout_s)
+    if args.clients < 1 or args.turns < 1 or step_timeout <= 0:
         raise ConfigError(
             f"--clients {args.clients} --turns {args.turns} --step-timeout {args.step_timeout}: "
             "clients and turns must be at least 1, the step timeout above 0",
             hint="e.g. chat-harness load --clients 10 --turns 3")
-    config = RunConfig.from_options(**config_options(args), reports=args.reports)
+    config = RunConfig.from_options(**config_options(args, LOAD))
     report = run_load(config, LoadOptions(clients=args.clients, turns=args.turns,
-                                          seed=args.seed, request_timeout_s=args.step_timeout))
+                                          seed=args.seed, request_timeout_s=step_timeout))
     print(report.render())
     if report.refused is not None:  # nothing was tested: said as such, exit 3
         from harness.errors import TargetRefused

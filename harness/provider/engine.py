@@ -130,8 +130,13 @@ class StepEnd(NamedTuple):
 
 class ProviderControl(Protocol):
     """What the runner and the checks use of a provider: the engine itself, in
-    process, or :class:`~harness.provider.remote.RemoteProvider` for one served
-    over HTTP. Both hand back the same dataclasses."""
+    process, or :class:`~harness.provider.remote.ProviderControlClient` for one
+    served over HTTP. Both hand back the same dataclasses.
+
+    Three things are called "provider" around here, under three type names: the
+    scripted engine (:class:`ScriptedProvider`, which plays the LLM provider), the
+    client that scripts one served over HTTP (``ProviderControlClient``), and the
+    backend's own upstream (the reference's ``UpstreamClient``)."""
 
     step: int | None
 

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from harness.processes import Child
 
 
-class RemoteProvider:
-    """A ScriptedProvider behind the control API at ``control_url`` (``.../_chat-harness``)."""
+class ProviderControlClient:
+    """The control client of a ScriptedProvider served over HTTP: scripts it through the
+    control API at ``control_url`` (``.../_chat-harness``)."""
 
     def __init__(self, control_url: str, *, timeout: float = 10.0) -> None:
         self.control_url = control_url.rstrip("/")
@@ -67,7 +68,7 @@ class RemoteProvider:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> RemoteProvider:
+    def __enter__(self) -> ProviderControlClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -263,3 +264,6 @@ class ProviderServer:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+
+
+RemoteProvider = ProviderControlClient  # its old name

@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from harness.errors import InvalidInput
 from harness.provider.engine import Answer, ErrorAnswer, ProviderCall, RawAnswer, Reply
 
 PROVIDER_PREFIX = "/api/v1"  # OpenRouter's paths: everything under it goes to the engine
@@ -35,7 +36,7 @@ _KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 _MAPPINGS = {"usage", "metadata", "headers"}
 
 
-class WireError(ValueError):
+class WireError(InvalidInput):
     """A JSON form that does not describe an answer or a call (bad kind, field, type)."""
 
 

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from harness.reference import chat, messages, sessions, store, streaming, variants
 from harness.reference.errors import ApiError, ApiJSONResponse, install_error_handlers
 from harness.reference.mutants import build_strategies
-from harness.reference.provider import Provider
+from harness.reference.provider import UpstreamClient
 from harness.reference.runtime import Runtime, runtime
 from harness.reference.settings import Settings
 
@@ -58,9 +58,9 @@ def create_app(
         # wait=False: start serving at once even if the database is still
         # coming up; requests wait (up to the timeout) for a connection.
         await pool.open(wait=False)
-        # No httpx timeout: Provider enforces PROVIDER_TIMEOUT_MS per attempt itself.
+        # No httpx timeout: UpstreamClient enforces PROVIDER_TIMEOUT_MS per attempt itself.
         http = httpx.AsyncClient(transport=provider_transport, timeout=None)
-        provider = Provider(
+        provider = UpstreamClient(
             http,
             url=settings.completions_url,
             api_key=settings.provider_api_key,

@@ -217,8 +217,9 @@ def retry_any_failure(status: int) -> bool:
     return not 200 <= status <= 299
 
 
-class Provider:
-    """One `httpx.AsyncClient` to `{base}/chat/completions`, shared by all requests."""
+class UpstreamClient:
+    """The backend's upstream: one `httpx.AsyncClient` to `{base}/chat/completions`, shared
+    by all requests (not the harness's scripted provider, which plays this upstream)."""
 
     def __init__(
         self,

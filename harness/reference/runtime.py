@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from harness.reference.errors import ApiError
 from harness.reference.mutants import Strategies
-from harness.reference.provider import Provider
+from harness.reference.provider import UpstreamClient
 from harness.reference.settings import Settings
 
 
@@ -19,7 +19,7 @@ class Runtime:
     settings: Settings
     strategies: Strategies
     pool: AsyncConnectionPool[Any]
-    provider: Provider
+    provider: UpstreamClient
 
 
 def runtime(request: Request) -> Runtime:

@@ -26,7 +26,7 @@ from harness.reference.errors import ApiError
 from harness.reference.provider import (
     MAX_RETRIES,
     Completion,
-    Provider,
+    UpstreamClient,
     bad_gateway,
     error_message_of,
     gateway_timeout,
@@ -180,7 +180,7 @@ async def _error_body(response: httpx.Response, timeout_s: float) -> Any:
 
 
 async def open_stream(
-    provider: Provider, model: str, messages: list[dict[str, str]]
+    provider: UpstreamClient, model: str, messages: list[dict[str, str]]
 ) -> tuple[Upstream, str]:
     """Start the provider's stream and wait for its first token (C-STREAM-2).
 
@@ -234,7 +234,7 @@ async def open_stream(
     raise last_failure
 
 
-async def _upstream_for(response: httpx.Response, provider: Provider, model: str) -> Upstream:
+async def _upstream_for(response: httpx.Response, provider: UpstreamClient, model: str) -> Upstream:
     """A provider that answered plain JSON despite `stream: true` is one big token."""
     if "json" not in response.headers.get("content-type", ""):
         return Upstream(response)
@@ -253,7 +253,7 @@ async def _upstream_for(response: httpx.Response, provider: Provider, model: str
 
 
 def _mapped(
-    provider: Provider, response: httpx.Response, model: str, failure: StreamFailure
+    provider: UpstreamClient, response: httpx.Response, model: str, failure: StreamFailure
 ) -> ApiError:
     """An error chunk's `error.code`, mapped as if it were the HTTP status (C-STREAM-2/3)."""
     if failure.status is None:
@@ -287,7 +287,7 @@ async def stream_body(
     upstream: Upstream,
     first: str,
     *,
-    provider: Provider,
+    provider: UpstreamClient,
     model: str,
     trigger: Trigger,
     started: float,

@@ -14,7 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.runner.result import ScenarioResult
+from harness.errors import InvalidInput
+from harness.result import ScenarioResult
 
 FORMAT = "chat-harness-results/1"
 MAX_TEXT = 4000  # longer strings (20000-character messages, 10 MiB bodies) are cut
@@ -92,7 +93,7 @@ def read(path: Path) -> dict[str, Any]:
     """Load a results file written by :func:`write`; refuse other formats."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} file")
+        raise InvalidInput(f"{path} is not a {FORMAT} file")
     return doc
 
 

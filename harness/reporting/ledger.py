@@ -4,7 +4,7 @@ A scenario can end in many ways: its checks pass or fail, the harness raises
 (a scenario error found at run time, a bug of the harness), its file does not
 load (a collection error), or the run stops before it (Ctrl-C, SIGTERM, ``-x``,
 a backend that died). pytest's reports see every one of them; a
-:class:`~harness.runner.result.ScenarioResult` exists only where the harness
+:class:`~harness.result.ScenarioResult` exists only where the harness
 got to make one. So the run's reports are built from this ledger: one entry
 per collected scenario with pytest's outcome, merged with the result records
 where there are any, one per scenario file that did not load, and one

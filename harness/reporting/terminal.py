@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.runner.result import Failure, ScenarioResult
+from harness.result import Failure, ScenarioResult
 
 TRACE_LINES = 30  # of a harness bug's traceback
 

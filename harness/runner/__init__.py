@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.db import Database
-from harness.runner.result import ScenarioResult
+from harness.result import ScenarioResult
 
 
 def run_scenarios(paths: list[Path], config: RunConfig | None = None, *,

@@ -16,30 +16,19 @@ from typing import Any
 
 import httpx
 
+from harness.checks import expect as expectations
+from harness.checks import outcome
 from harness.contract import oracle
 from harness.db import Database
-from harness.errors import Location, ScenarioError
-from harness.provider import Answer, Plan, ProviderCall, ProviderControl, StepEnd
-from harness.runner.client import ChatClient, Clock
-from harness.runner.match import Matcher, mismatches, short, status_matches
-from harness.runner.result import Exchange, ScenarioResult, StepRecord
+from harness.errors import ScenarioError, Skip
+from harness.provider import Answer, Plan, ProviderCall, ProviderControl
+from harness.result import Check, Exchange, ScenarioResult, StepRecord
 from harness.scenario import template
+from harness.scenario.frontend import ChatClient, Clock, Sync
 from harness.scenario.load import Scenario
-from harness.scenario.model import (
-    ChatStep,
-    DbStep,
-    Expect,
-    HttpStep,
-    ParallelStep,
-    RetryStep,
-    Step,
-    StreamStep,
-    Token,
-)
+from harness.scenario.model import Expect, ParallelStep, Step, Token
+from harness.scenario.steps import kind_of
 
-# clauses every route serves (the envelope, the token): an expectation stands for one
-# only when its scenario is about nothing more specific
-_GENERIC_CLAUSES = frozenset({"C-ERR-1", "C-ERR-2", "C-AUTH-1"})
 ACTOR_NAMESPACE = uuid.UUID("6f1c3a52-5e0b-4c7e-9d4a-2b8f0c1d9e77")
 
 
@@ -213,15 +202,13 @@ class ScenarioRun:
 
     # -- the run -------------------------------------------------------------
     async def execute(self) -> ScenarioResult:
-        from harness.runner import steps
-
         await self.begin()
         try:
             for index, step in enumerate(self.scenario.steps):
                 await self.run_step(index, step)
                 if self.stopped is not None:
                     break
-        except steps.Skip as skip:
+        except Skip as skip:
             self.result.skipped = str(skip)
             return self.result
         return await self.check()
@@ -240,32 +227,72 @@ class ScenarioRun:
 
         Appending lets a driver build the scenario as it goes, so that what ran
         is always ``self.scenario`` (and can be saved as YAML). Raises
-        ``steps.Skip`` as ``execute`` would stop on it.
+        ``Skip`` as ``execute`` would stop on it.
         """
-        from harness.runner import steps
-
         if index == len(self.scenario.steps):
             self.scenario = dataclasses.replace(
                 self.scenario, steps=(*self.scenario.steps, step),
                 step_lines=(*self.scenario.step_lines, 0))
-        record = StepRecord(index=index, kind=step.kind, title=self._title(step),
+        record = StepRecord(index=index, kind=step.kind,
+                            title=step.title or kind_of(step).title(step),
                             line=self.scenario.step_lines[index])
         self.result.steps.append(record)
         self._step = record
         self.ctx.provider.begin_step(index, self._plans(step))
         try:
-            await steps.execute(self, index, step)
+            await self.perform(index, step)
         finally:
             end = self.ctx.provider.end_step(index)
             self.step_calls[index] = end.calls
         # a step stopped before it sent anything has no calls to judge
         if record.exchanges or self.stopped is None:
-            self._provider_expect(index, step, end.calls)
-            self._provider_script(index, end)
+            expectations.provider_expect(self, index, step, end.calls)
+            expectations.provider_script(self, index, end)
         record.provider_calls = [
             {"model": c.model, "messages": c.messages, "answer": c.answer} for c in end.calls
         ]
         return record
+
+    async def perform(self, index: int, step: Step) -> None:
+        """Run one step (or one of a ``parallel:`` step's) by its kind's handler."""
+        from harness.runner import steps
+
+        await steps.execute(self, index, step)
+
+    def stop(self, message: str, *, check: Check | str, clause: str | None, step: int) -> None:
+        """The steps from here on cannot run because of an answer: fail at ``step`` (the one
+        whose answer it was), and run no more steps."""
+        self.result.fail(check, message, step=step, clause=clause)
+        self.stopped = message
+
+    # -- the expectation checks a step asks for (harness.checks) -------------------
+    def expect(self, index: int, ex: Exchange, want: Expect | None, *,
+               default: int | str | None, clause: str | None = None, what: str = "") -> None:
+        expectations.check_expect(self, index, ex, want, default=default, clause=clause, what=what)
+
+    def judge_chat(self, index: int, step: Step, ex: Exchange, *, streaming: bool
+                   ) -> tuple[dict[str, Any] | None, str]:
+        return outcome.check_outcome(self, index, step, ex, streaming=streaming)
+
+    def judge_sync(self, index: int, record: Sync, ex: Exchange, stored_before: set[Any]
+                   ) -> None:
+        expectations.check_sync(self, index, record, ex, stored_before)
+
+    def judge_rows(self, index: int, step: Step, rows: list[dict[str, Any]]) -> None:
+        expectations.check_db_rows(self, index, step, rows)  # type: ignore[arg-type]
+
+    # -- what the checks read of the session (RunView) -----------------------------
+    @property
+    def db(self) -> Database | None:
+        return self.ctx.db
+
+    @property
+    def strict_fields(self) -> bool:
+        return self.ctx.strict_fields
+
+    @property
+    def provider_timeout_ms(self) -> int:
+        return self.ctx.provider_timeout_ms
 
     async def check(self) -> ScenarioResult:
         """The built-in checks over everything run so far (failures land in the result)."""
@@ -276,26 +303,6 @@ class ScenarioRun:
         await run_builtin_checks(self)
         self.result.duration_s = time.perf_counter() - self._started
         return self.result
-
-    def _title(self, step: Step) -> str:
-        if step.title:
-            return step.title
-        if isinstance(step, StreamStep):
-            return f"stream {short(step.stream, 50)}"
-        if isinstance(step, ChatStep):
-            return f"chat {short(step.chat, 50)}"
-        if isinstance(step, HttpStep):
-            return step.http
-        if isinstance(step, DbStep):
-            return f"db {short(step.db, 50)}"
-        if isinstance(step, RetryStep):
-            return f"retry {step.retry}"
-        if isinstance(step, ParallelStep):
-            return f"parallel ({len(step.parsed)} at once)"
-        return "resync"
-
-    def _where(self, index: int) -> Location:
-        return self.scenario.location(index)
 
     def answers(self, step: Step) -> list[Answer]:
         out = []
@@ -313,156 +320,6 @@ class ScenarioRun:
         return [(answer, spec.for_model) for one in subs
                 for spec, answer in zip(one.answers(), self.answers(one), strict=True)]
 
-    def _provider_expect(self, index: int, step: Step, calls: list[ProviderCall]) -> None:
-        want = step.expect.provider if step.expect else None
-        if want is None:
-            return
-        if want.calls is not None and len(calls) != want.calls:
-            self.result.fail("expect", f"the backend called the provider {len(calls)} time(s), "
-                             f"expected {want.calls}", step=index, expected=want.calls,
-                             actual=[c.answer for c in calls], clause="C-CHAT-3")
-        for c in calls:
-            if want.model is not None and c.model != want.model:
-                self.result.fail("expect", f"provider call {c.index + 1} asked for model "
-                                 f"{c.model!r}, expected {want.model!r}", step=index,
-                                 expected=want.model, actual=c.model, clause="C-CHAT-3")
-            streamed = isinstance(c.body, dict) and c.body.get("stream") is True
-            if want.stream is not None and streamed != want.stream:
-                self.result.fail("expect", f"provider call {c.index + 1} had stream={streamed}",
-                                 step=index, expected=want.stream, actual=streamed,
-                                 clause="C-CHAT-3")
-        for c in calls:
-            if want.path is not None and not c.path.endswith(want.path):
-                self.result.fail("expect", f"provider call {c.index + 1} went to {c.path!r}, "
-                                 f"expected {want.path!r}", step=index, expected=want.path,
-                                 actual=c.path, clause="C-RUN-1")
-            for name, value in want.headers.items():
-                value = template.render(value, self.variables, location=self._where(index),
-                                        key=f"steps[{index}].expect.provider.headers.{name}")
-                got = {k.lower(): v for k, v in c.headers.items()}.get(name.lower())
-                if got != value:
-                    self.result.fail("expect", f"provider call {c.index + 1} had header {name}: "
-                                     f"{got!r}, expected {value!r}", step=index, expected=value,
-                                     actual=got, clause="C-RUN-1")
-        if want.messages is not None and calls:
-            expected = template.render(want.messages, self.variables,
-                                       location=self._where(index),
-                                       key=f"steps[{index}].expect.provider.messages")
-            if calls[-1].messages != expected:
-                self.result.fail("expect", "the provider was sent other messages than expected",
-                                 step=index, expected=expected, actual=calls[-1].messages,
-                                 clause="C-CHAT-3")
-
-    def _provider_script(self, index: int, end: StepEnd) -> None:
-        if not self.scenario.check_enabled("provider_script"):
-            return
-        calls, pending = end
-        unscripted = [c for c in calls if not c.scripted]
-        step = self.scenario.steps[index]
-        subs = step.parsed if isinstance(step, ParallelStep) else (step,)
-        planned = sum(len(s.answers()) for s in subs)
-        if unscripted:
-            self.result.fail(
-                "provider_script",
-                f"the backend called the provider {len(calls)} time(s); the step planned "
-                f"{planned} answer(s), so {len(unscripted)} call(s) got no scripted answer",
-                step=index, expected=f"{planned} call(s)", actual=f"{len(calls)} call(s)",
-                clause="C-CHAT-3",
-            )
-        if pending:
-            self.result.fail(
-                "provider_script",
-                f"{len(pending)} planned provider answer(s) were never asked for "
-                f"(the backend made {len(calls)} call(s))",
-                step=index, expected=f"{planned} call(s)", actual=f"{len(calls)} call(s)",
-                clause="C-CHAT-3",
-            )
-
-    # -- expectations ------------------------------------------------------------
-    def check_expect(self, index: int, ex: Exchange, expect: Expect | None, *,
-                      default: int | str | None, clause: str | None = None,
-                      what: str = "") -> None:
-        status = expect.status if expect and expect.status is not None else default
-        ex.expected = status
-        clause = clause or self._clause_for(ex)
-        if ex.error:
-            self.result.fail("expect", f"{what}{ex.method} {ex.path} got no answer: {ex.error}",
-                             step=index, expected=status, actual=None, clause=clause)
-            return
-        if status is not None and not status_matches(status, ex.status):
-            self.result.fail(
-                "expect", f"{what}{ex.brief()}, expected status {status}",
-                step=index, expected=status, actual={"status": ex.status, "body": ex.response_body},
-                clause=clause,
-            )
-        if expect and expect.body is not None:
-            body = self._render_expected(index, expect.body, "expect.body")
-            diffs = mismatches(body, ex.response_body)
-            if diffs:
-                self.result.fail("expect", f"{what}" + "; ".join(diffs), step=index,
-                                 expected=body, actual=ex.response_body, clause=clause)
-        if expect and expect.names_field is not None:
-            texts = [ex.json().get(k) for k in ("error", "details")]
-            said = " / ".join(t for t in texts if isinstance(t, str))
-            if expect.names_field.lower() not in said.lower():
-                self.result.fail(
-                    "expect", f"{what}the error should name the field {expect.names_field!r} "
-                    f"(in 'error' or 'details'); it said {said!r}", step=index,
-                    expected=expect.names_field, actual=ex.response_body, clause="C-ERR-3")
-        for name, want in (expect.headers if expect else {}).items():
-            got = ex.headers.get(name.lower())
-            if isinstance(want, Matcher):
-                problem = None if got is None and want.kind == "absent" else (
-                    f"missing (expected {want!r})" if got is None else want.problem(got))
-            else:
-                want = template.render(str(want), self.variables, location=self._where(index),
-                                       key=f"steps[{index}].expect.headers.{name}")
-                problem = None if got == want else f"expected {want!r}, got {got!r}"
-            if problem:
-                self.result.fail("expect", f"{what}header {name}: {problem}",
-                                 step=index, expected=want, actual=got, clause=clause)
-
-    def covered_clause(self) -> str | None:
-        """What a scenario's own rows check stands for: its first specific covered clause."""
-        covers = self.scenario.header.covers
-        specific = [c for c in covers if c not in _GENERIC_CLAUSES]
-        chosen = specific or list(covers)
-        return chosen[0] if chosen else None
-
-    def _clause_for(self, ex: Exchange) -> str | None:
-        """The clause an expectation on this answer stands for.
-
-        The scenario's first covered clause that the route serves, else its first
-        covered clause (a read that shows a refused batch was not written stands for
-        C-MSG-3, which the read route does not serve); the envelope and auth clauses
-        only when the scenario covers nothing more specific; else the route's own.
-        """
-        from harness.contract.openapi import operation_for
-
-        op = operation_for(ex.method, ex.path)
-        served = op.clauses if op is not None else ("C-ERR-2",)
-        covers = self.scenario.header.covers
-        specific = [c for c in covers if c not in _GENERIC_CLAUSES]
-        for choice in ([c for c in specific if c in served], specific,
-                       [c for c in covers if c in served]):
-            if choice:
-                return choice[0]
-        return op.clause if op is not None else "C-ERR-2"
-
-    def _render_expected(self, index: int, value: Any, key: str) -> Any:
-        """``value`` with its variables filled in, also inside matchers (``!instant ${t}``)."""
-        if isinstance(value, Matcher):
-            arg = template.render(value.arg, self.variables, location=self._where(index),
-                                  key=f"steps[{index}].{key}")
-            return Matcher(value.kind, str(arg))
-        if isinstance(value, dict):
-            return {k: self._render_expected(index, v, f"{key}.{k}") for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._render_expected(index, v, f"{key}[{i}]")
-                    for i, v in enumerate(value)]
-        return template.render(value, self.variables, location=self._where(index),
-                               key=f"steps[{index}].{key}")
-
     def load_fixture(self, index: int, name: str) -> Any:
         candidates = [self.scenario.file.parent / name, self.ctx.fixtures_dir / name]
         for path in candidates:
@@ -471,11 +328,12 @@ class ScenarioRun:
                     return json.loads(path.read_text(encoding="utf-8"))
                 except ValueError as exc:
                     raise ScenarioError(f"{path} is not valid JSON: {exc}",
-                                        location=self._where(index),
+                                        location=self.scenario.location(index),
                                         key=f"steps[{index}].body_file",
                                         hint="a body_file is sent as JSON; for bytes that are "
                                         "not JSON, use raw_body") from None
         raise ScenarioError(
-            f"no fixture {name!r}", location=self._where(index), key=f"steps[{index}].body_file",
+            f"no fixture {name!r}", location=self.scenario.location(index),
+            key=f"steps[{index}].body_file",
             hint="looked in " + " and ".join(str(p.parent) for p in candidates),
         )

@@ -23,6 +23,7 @@ from harness.config import RunConfig
 from harness.db import Database, provision
 from harness.errors import EnvironmentProblem, HarnessError, InternalError, ScenarioError
 from harness.folders import owned_folder
+from harness.options import reproduce_argv
 from harness.runner.result import BackendLog, ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario
@@ -94,29 +95,8 @@ class Harness:
 
     def reproduce(self, scenario: Scenario) -> str:
         """The command that reruns just ``scenario`` with this session's options."""
-        config = self.config
-        args = ["chat-harness", "run", f"{scenario.display}::{scenario.id}"]
-        if config.target_cmd:
-            args += ["--target-cmd", config.target_cmd]
-        if config.target_url:
-            args += ["--target-url", config.target_url]
-        if config.provider_port:
-            args += ["--provider-port", str(config.provider_port)]
-        if not config.apply_schema:
-            args.append("--no-schema")
-        if config.target_url and config.reset_db:
-            args.append("--reset-db")
-        for mutant in sorted(self.config.mutants):
-            args += ["--mutant", mutant]
-        for variant in sorted(self.config.variants):
-            args += ["--variant", variant]
-        if self.config.db != "auto":
-            args += ["--db", self.config.db]
-        # --db-url is left out on purpose: a URL may carry a password, and
-        # CHAT_HARNESS_DATABASE_URL gives it to the rerun anyway.
-        if self.config.db_image:
-            args += ["--db-image", self.config.db_image]
-        return shlex.join(args)
+        return shlex.join(["chat-harness", "run", f"{scenario.display}::{scenario.id}",
+                           *reproduce_argv(self.config)])
 
     def run(self, scenario: Scenario) -> ScenarioResult:
         self.start()

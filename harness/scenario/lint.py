@@ -10,7 +10,7 @@ cannot contradict what the contract makes of the step's provider script; and
 What fails here is the author's. What can only fail while the scenario runs
 (the backend answered success where the script says failure, an answer lacks
 a field a capture reads) is the backend's, and the runner reports it as a
-failure at the step that caused it (:mod:`harness.runner.steps`).
+failure at the step that caused it (:mod:`harness.scenario.steps`).
 """
 
 from __future__ import annotations
@@ -125,8 +125,7 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
 def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
     if not header.covers:
         return
-    from harness.contract.clauses import clause_ids
-    from harness.coverage import UnknownClause, suggest
+    from harness.contract.clauses import UnknownClause, clause_ids, suggest
 
     ids = clause_ids()
     for i, clause in enumerate(header.covers):
@@ -182,7 +181,7 @@ def _retry(steps: Sequence[Step], index: int, step: RetryStep, where: Location, 
 
 def _expectation(step: Step, where: Any, key: str) -> None:
     """An expectation that contradicts the contract's answer to the script cannot pass."""
-    from harness.runner.match import status_matches
+    from harness.scenario.match import status_matches
 
     outcome = step_outcome(step)
     expect = step.expect

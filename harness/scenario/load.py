@@ -23,17 +23,14 @@ from harness.errors import Location, ScenarioError
 from harness.scenario import lint, yamlsource
 from harness.scenario.model import (
     HTTP_METHODS,
-    STEP_KINDS,
     ClientOptions,
-    DbStep,
     Header,
     HttpStep,
     ParallelStep,
-    ResyncStep,
     Step,
 )
-
-PARALLEL_KINDS = (HttpStep, ResyncStep)
+from harness.scenario.steps import KINDS as STEP_KINDS
+from harness.scenario.steps import kind_of
 
 CLAUSE_ID = re.compile(r"^C-[A-Z]+-\d+$")
 
@@ -71,11 +68,9 @@ class Scenario:
         if self.header.session:
             return f"it pins the session id {self.header.session}"
         for step in self.steps:
-            subs = step.parsed if isinstance(step, ParallelStep) else (step,)
-            if any(isinstance(s, HttpStep) for s in subs):
-                return "its raw requests name fixed session and message ids"
-            if isinstance(step, DbStep):
-                return "it queries the database"
+            why = kind_of(step).pins(step)
+            if why:
+                return why
         return None
 
     def location(self, step: int | None = None) -> Location:
@@ -248,7 +243,7 @@ def _step(raw: Any, index: int, line: int, display: str, *, prefix: str | None =
             hint=(f"did you mean '{close[0]}'? " if close else "")
             + f"a step starts with one of: {', '.join(STEP_KINDS)}",
         )
-    model = STEP_KINDS[kinds[0]]
+    model = STEP_KINDS[kinds[0]].model
     step = _validate(model, raw, display=display, prefix=key, fallback_line=line)
     if isinstance(step, ParallelStep):
         items = raw["parallel"]
@@ -260,11 +255,12 @@ def _step(raw: Any, index: int, line: int, display: str, *, prefix: str | None =
         subs = []
         for j, item in enumerate(items):
             sub_step = _step(item, index, items.line_of(j), display, prefix=f"{key}.parallel[{j}]")
-            if not isinstance(sub_step, PARALLEL_KINDS):
+            if not kind_of(sub_step).parallel:
+                together = sorted(k.name for k in STEP_KINDS.values() if k.parallel)
                 raise ScenarioError(
                     f"a {sub_step.kind} step cannot run in parallel",
                     location=Location(display, items.line_of(j)), key=f"{key}.parallel[{j}]",
-                    hint="parallel takes http and resync steps",
+                    hint=f"parallel takes {' and '.join(together)} steps",
                 )
             subs.append(sub_step)
         step = step.model_copy(update={"parsed": tuple(subs)})

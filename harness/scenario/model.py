@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply
+from harness.result import SWITCHABLE
 
 
 class _Strict(BaseModel):
@@ -229,14 +230,10 @@ class ParallelStep(_Step):
 
 Step = ChatStep | StreamStep | RetryStep | ResyncStep | HttpStep | DbStep | ParallelStep
 
-STEP_KINDS: dict[str, type[_Step]] = {
-    "chat": ChatStep, "stream": StreamStep, "retry": RetryStep, "resync": ResyncStep,
-    "http": HttpStep, "db": DbStep, "parallel": ParallelStep,
-}
+# the table of kinds (model, title, handler, ...): harness.scenario.steps
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
-CHECKS = ("pairing", "context", "order", "lost", "rows", "idempotent", "provider_script",
-          "outcome", "envelope", "server_error", "schema")
+CHECKS = SWITCHABLE  # the checks ``checks:`` may switch off (harness.result.Check lists all)
 
 
 class ClientOptions(_Strict):

@@ -96,7 +96,7 @@ def _construct_matcher(loader: _Loader, node: yaml.Node) -> Any:
     """``!any``, ``!absent``, ``!type NAME``, ``!re PATTERN``, ``!instant TS`` in expectations."""
     import re
 
-    from harness.runner.match import TYPES, Matcher
+    from harness.scenario.match import TYPES, Matcher
 
     kind = node.tag[1:]
     arg = loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None

@@ -31,7 +31,7 @@ import httpx
 
 from harness.contract import oracle
 from harness.provider.engine import Outgoing, ScriptedProvider
-from harness.runner.result import Exchange, Failure, ScenarioResult
+from harness.result import Exchange, Failure, ScenarioResult
 from harness.runner.run import RunContext, ScenarioRun
 from harness.scenario.load import Scenario, load_file
 

@@ -72,15 +72,15 @@ def _check_rows() -> None:
 
 
 def _provider_script() -> None:
-    from harness.runner.run import ScenarioRun
+    from harness.checks import expect
 
-    ScenarioRun._provider_script = lambda self, index, end: None  # type: ignore[method-assign]
+    expect.provider_script = lambda run, index, end: None  # type: ignore[assignment]
 
 
 def _silenced(check: str) -> Callable[[], None]:
     """A check written inline in a runner function: its failures are never recorded."""
     def remove() -> None:
-        from harness.runner.result import ScenarioResult
+        from harness.result import ScenarioResult
 
         fail = ScenarioResult.fail
 
@@ -95,10 +95,10 @@ def _silenced(check: str) -> Callable[[], None]:
 def _outcome() -> None:
     """The provider-script oracle: its status and reply checks removed, its stream
     verdicts (inline in check_outcome) silenced."""
-    from harness.runner import steps
+    from harness.checks import outcome
 
-    steps._judge_status = lambda *args, **kw: None  # type: ignore[assignment]
-    steps._check_reply = lambda *args, **kw: None  # type: ignore[assignment]
+    outcome._judge_status = lambda *args, **kw: None  # type: ignore[assignment]
+    outcome._check_reply = lambda *args, **kw: None  # type: ignore[assignment]
     _silenced("outcome")()
 
 
@@ -121,10 +121,10 @@ REMOVALS = [
     Removal("answers.check_server_errors", "test_server_error.py",
             _builtin("answers", "check_server_errors")),
     Removal("answers.check_schema", "test_schema_check.py", _builtin("answers", "check_schema")),
-    Removal("run.ScenarioRun._provider_script", "test_provider_script.py", _provider_script),
-    Removal("steps.parse_stream/check_outcome (stream)", "test_stream.py", _silenced("stream")),
-    Removal("steps.sync (sync)", "test_sync.py", _silenced("sync")),
-    Removal("steps.check_outcome (outcome)", "test_outcome.py", _outcome),
+    Removal("expect.provider_script", "test_provider_script.py", _provider_script),
+    Removal("outcome.parse_stream/check_outcome (stream)", "test_stream.py", _silenced("stream")),
+    Removal("expect.check_sync (sync)", "test_sync.py", _silenced("sync")),
+    Removal("outcome.check_outcome (outcome)", "test_outcome.py", _outcome),
 ]
 BY_CHECK = {r.check: r for r in REMOVALS}
 

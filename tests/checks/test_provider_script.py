@@ -1,6 +1,6 @@
 """The ``provider_script`` check (C-CHAT-3): the backend makes the calls the script plans.
 
-``ScenarioRun._provider_script`` runs after every step: a provider call that
+``checks.expect.provider_script`` runs after every step: a provider call that
 no planned answer was left for (a retry of what is never retried, a second
 call for the same attempt, a call from a route that has no business calling)
 fails, and so does a planned answer never asked for (a cached answer, a

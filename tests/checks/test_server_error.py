@@ -29,7 +29,7 @@ from checkkit import (
 )
 
 from harness.checks.answers import check_server_errors
-from harness.runner.result import Failure
+from harness.result import Failure
 
 HEAD = "name: case\nmodel: m/x\n"
 ONE_CHAT = HEAD + """\

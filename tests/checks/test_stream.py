@@ -1,6 +1,6 @@
 """The ``stream`` check (C-STREAM-1): a 200 stream is the text, a newline, one final line.
 
-``steps.parse_stream`` and ``check_outcome`` read a 200 stream the way the
+``checks.outcome.parse_stream`` and ``check_outcome`` read a 200 stream the way the
 contract tells a client to (``text, _, last = body.rpartition("\\n")``): the
 last line is JSON carrying ``__FINAL_METADATA__`` or ``__STREAM_ERROR__``, no
 marker is inside the text, and the text is ``__FINAL_METADATA__.response``

@@ -1,6 +1,6 @@
 """The ``sync`` check (C-MSG-8, C-MSG-2): the client's stores are accepted.
 
-``steps.sync`` posts what the client stores after each chat (the exchange, or
+``scenario.steps.resync.sync`` posts what the client stores after each chat (the exchange, or
 the failed message alone) and after a ``resync`` step; an answer other than
 2xx fails at that step: under C-MSG-2 when the batch holds a message already
 stored (a retry, a resync: an update never fails), else under C-MSG-8. Stores

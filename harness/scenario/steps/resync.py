@@ -1,0 +1,38 @@
+"""``resync``: post the client's last sync again (C-MSG-2); and the sync every chat makes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ScenarioError
+from harness.scenario.frontend import Sync
+from harness.scenario.model import ResyncStep
+from harness.scenario.steps.kind import StepKind
+
+if TYPE_CHECKING:
+    from harness.result import Exchange
+    from harness.scenario.view import StepRun
+
+
+async def sync(run: StepRun, index: int, actor: str, body: dict[str, Any]) -> Exchange:
+    """Store messages as the front end does (``POST /api/chat/messages``), and judge it."""
+    client = run.client
+    stored_before = {m.get("id") for s in client.syncs if s.accepted for m in s.messages()}
+    ex = await run.send(index, actor, "POST", "/api/chat/messages", body=body, purpose="sync")
+    record = Sync(step=index, actor=actor, body=body, status=ex.status)
+    client.syncs.append(record)
+    run.judge_sync(index, record, ex, stored_before)
+    return ex
+
+
+async def resync(run: StepRun, index: int, step: ResyncStep) -> None:
+    if not run.client.syncs:
+        raise ScenarioError("resync needs an earlier sync", location=run.scenario.location(index),
+                            key=f"steps[{index}]", hint="put a chat step before it")
+    last = run.client.syncs[-1]
+    ex = await sync(run, index, last.actor, last.body)
+    if step.expect is not None:
+        run.expect(index, ex, step.expect, default=None)
+
+
+KINDS = (StepKind("resync", ResyncStep, resync, title=lambda step: "resync", parallel=True),)
