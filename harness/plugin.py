@@ -158,7 +158,7 @@ def pytest_report_from_serializable(config: pytest.Config, data: dict[str, Any])
 
 
 def _is_scenario(config: pytest.Config, path: Any) -> bool:
-    if path.suffix not in SUFFIXES:
+    if path.suffix.lower() not in SUFFIXES:  # .YAML and .Yml too
         return False
     dirs = set(config.getini("chat_harness_scenario_dirs"))
     # a folder of that name at or below the rootdir or a path given on the
@@ -173,6 +173,26 @@ def _is_scenario(config: pytest.Config, path: Any) -> bool:
         parent.name in dirs and any(
             parent.is_relative_to(anchor) or anchor.is_relative_to(parent) for anchor in anchors)
         for parent in path.parents)
+
+
+def _dangling(config: pytest.Config, folder: Any) -> list[Any]:
+    return [p for p in sorted(folder.iterdir())
+            if p.is_symlink() and not p.exists() and _is_scenario(config, p)]
+
+
+def pytest_collect_directory(path: Any, parent: pytest.Collector) -> pytest.Collector | None:
+    """A folder with a scenario file that links to nothing: pytest would pass it over
+    without a word; it becomes a file whose collection says so."""
+    if not (path / "__init__.py").exists() and _dangling(parent.config, path):
+        return _LinkedDir.from_parent(parent, path=path)
+    return None
+
+
+class _LinkedDir(pytest.Dir):  # type: ignore[misc]  # final for typing; adds one thing
+    def collect(self) -> Any:
+        yield from super().collect()
+        for link in _dangling(self.config, self.path):
+            yield ScenarioFile.from_parent(self, path=link)
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
@@ -333,7 +353,9 @@ def _share_db(config: pytest.Config) -> str | None:
         try:
             db = provision(run_config.db, image=run_config.db_image)
         except HarnessError as exc:
-            pytest.exit(f"chat-harness cannot run: {exc.render()}", returncode=3)
+            from harness.reporting.startup import stop
+
+            stop(config, exc)
         config.add_cleanup(db.close)
         config.stash[_SHARED_DB] = db
     return config.stash[_SHARED_DB].tcp_url
@@ -421,7 +443,9 @@ def _harness(config: pytest.Config) -> Harness:
             harness.start()
         except HarnessError as exc:
             # Nothing can run without the database or the target: stop the session.
-            pytest.exit(f"chat-harness cannot run: {exc.render()}", returncode=3)
+            from harness.reporting.startup import stop
+
+            stop(config, exc)
         config.stash[_HARNESS] = harness
     return config.stash[_HARNESS]
 
@@ -441,7 +465,9 @@ class ScenarioItem(pytest.Item):
             result = harness.run(self.scenario)
         except EnvironmentProblem as exc:
             # the backend or the database is gone: every later scenario would fail too
-            pytest.exit(f"chat-harness cannot go on: {exc.render()}", returncode=3)
+            from harness.reporting.startup import stop
+
+            stop(self.config, exc, "cannot go on")
         self.config.stash[_RESULTS][self.nodeid] = result
         self.user_properties.append(("duration_s", round(result.duration_s, 4)))
         if result.skipped is not None:

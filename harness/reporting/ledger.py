@@ -168,7 +168,7 @@ class RunLedger:
         self.running: set[str] = set()
 
     def _scenario(self, nodeid: str) -> bool:
-        return nodeid in self.ledger.entries or nodeid.split("::")[0].endswith(
+        return nodeid in self.ledger.entries or nodeid.split("::")[0].lower().endswith(
             (".yaml", ".yml"))
 
     def pytest_collection_finish(self, session: Any) -> None:
