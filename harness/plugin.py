@@ -27,6 +27,7 @@ _SHARED_DB = pytest.StashKey[Any]()  # xdist controller: the Database workers sh
 _SIGNALLED = pytest.StashKey[list[str]]()  # SIGINT/SIGTERM received, in order
 _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
 _WRITTEN = pytest.StashKey[str]()  # the results.json written
+_GIVEN = pytest.StashKey[list[Any]]()  # the paths given on the command line, resolved
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -165,7 +166,9 @@ def _is_scenario(config: pytest.Config, path: Any) -> bool:
     # command line, or one that holds a given path (`run scenarios/x.yaml`)
     from pathlib import Path
 
-    given = [Path(a.split("::")[0]).resolve() for a in config.args]
+    given = config.stash.get(_GIVEN, None)
+    if given is None:  # once: pytest asks for every file of a folder, once per path given
+        given = config.stash[_GIVEN] = [Path(a.split("::")[0]).resolve() for a in config.args]
     if Path(path).resolve() in given:
         return True  # a YAML file named on the command line is a scenario wherever it is
     anchors = [config.rootpath, *given]

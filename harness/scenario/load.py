@@ -173,7 +173,11 @@ def _scenario_error(
 ) -> ScenarioError:
     """The first validation error, placed in the file and phrased for people."""
     errors = exc.errors()
-    err = errors[0]
+    # the most telling error first: the deepest (a union such as ``ProviderAnswer |
+    # list[ProviderAnswer]`` fails at its top for the member the value is not, and
+    # deep inside the one it is), and a misspelt key before the key it misses
+    err = max(errors, key=lambda e: (len(e["loc"]), e["type"] == "extra_forbidden"))
+    errors = [err, *(e for e in errors if e is not err)]
     loc = tuple(err["loc"])
     kind = err["type"]
     line, value, key = _walk(node, loc, prefix)
