@@ -53,13 +53,16 @@ class _Loader(yaml.SafeLoader):
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         # a value of a standard tag that Python cannot hold (``!!int`` of 5000
-        # digits, ``!!timestamp 2025-13-45``, ``!!float abc``): a located error
+        # digits, ``!!timestamp 2025-13-45``, ``!!float abc``, an empty ``!!float``):
+        # a located error
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, LookupError, AttributeError) as exc:
+            tag = node.tag.rsplit(":", 1)[-1]
+            empty = isinstance(node, yaml.ScalarNode) and not node.value.strip()
             raise _ContentError(
-                None, None, f"cannot read this {node.tag.rsplit(':', 1)[-1]} value: {exc}",
-                node.start_mark,
+                None, None, f"cannot read this {tag} value: "
+                + ("it is empty" if empty else str(exc)), node.start_mark,
                 hint="write the value plainly (quote it to make it a string); "
                 "tags such as !!int or !!timestamp are not needed in a scenario",
             ) from None
