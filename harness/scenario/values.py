@@ -95,4 +95,17 @@ def _variables(text: str, path: str, where: Location) -> None:
             "'.'); for the text '${' itself write '$${'")
 
 
-__all__ = ["check"]
+def too_deep(value: Any, limit: int = yamlsource.MAX_DEPTH) -> bool:
+    """Whether JSON ``value`` (a ``body_file``) nests more than ``limit`` levels."""
+    todo = [(value, 1)]
+    while todo:
+        current, depth = todo.pop()
+        if isinstance(current, dict | list):
+            if depth > limit:
+                return True
+            items = current.values() if isinstance(current, dict) else current
+            todo += [(item, depth + 1) for item in items]
+    return False
+
+
+__all__ = ["check", "too_deep"]
