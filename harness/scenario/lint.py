@@ -234,7 +234,7 @@ def _variables(step: Step, known: set[str], where: Location, key: str,
 
 # a pinned session id goes into URLs (/api/chat/sessions/ID) and a user's name into
 # ids and titles: plain words, so that '' or '../../etc' is not sent silently
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,199}$")
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 ACTOR = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -261,7 +261,8 @@ def _session(header: Header, doc: yamlsource.Node, display: str) -> None:
     if header.session is None or SESSION_ID.match(header.session):
         return
     raise ScenarioError(
-        f"expected a session id of letters, digits, '_' and '-' (at most 200), "
+        f"expected a session id of letters, digits, '_', '-', '.' and ':' (at most 200, "
+        "starting with a letter or digit), "
         f"got {header.session!r}", location=Location(display, doc.line_of("session")),
         key="session", hint="the id goes into URLs such as /api/chat/sessions/ID; leave "
         "'session:' out and the run makes one (conv_...); to send an odd id on purpose, "
