@@ -282,7 +282,8 @@ def _models(step: Step, header: Header, steps: Sequence[Step], index: int) -> se
     """The models the step's requests ask for (C-CHAT-3: the provider is called with the
     request's model); None where a body the harness does not read decides it."""
     if isinstance(step, ChatStep):
-        return {m for m in (step.model or header.model,) if m}
+        model = step.model or header.model
+        return {model} if model else None  # no model: "a chat step needs a model" says so
     if isinstance(step, RetryStep):
         target = retry_target(steps, index)
         original = steps[target] if target is not None else None
@@ -314,13 +315,13 @@ def _answers(step: Step, raw: Any, where: Location, key: str, models: set[str] |
                 "purpose, send it with 'raw:' and 'headers:'")
         if answer.for_model is not None and models is not None and (
                 answer.for_model not in models):
-            asked = ", ".join(sorted(models)) or "no model"
+            asked = ", ".join(sorted(models))
             raise ScenarioError(
                 f"for_model {answer.for_model!r} names no model this step asks for "
                 f"(it asks for {asked}), so the answer would never be used",
                 location=_line(node, "for_model", here), key=f"{akey}.for_model",
                 hint="the backend calls the provider with the request's model (C-CHAT-3): "
-                f"write for_model: {sorted(models)[0] if models else 'MODEL'}, or leave "
+                f"write for_model: {sorted(models)[0]}, or leave "
                 "it out")
 
 
