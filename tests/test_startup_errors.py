@@ -77,3 +77,19 @@ def test_an_unreachable_db_url_is_one_line_and_a_hint(tmp_path: Path) -> None:
 def test_lines_put_the_cause_first_then_details_then_the_hint(
         error: TargetError, expected: tuple[str, list[str]]) -> None:
     assert lines(error, "cannot run") == expected
+
+
+def test_a_start_up_failure_in_an_xdist_worker_is_no_internal_error(tmp_path: Path) -> None:
+    """Each worker starts its own backend: one that cannot start stops the run with its
+    cause and hint (through the controller's stop line), not xdist's INTERNALERROR."""
+    proc = chat_harness("run", "scenarios/errors", "-n", "2", "--target-cmd", "false",
+                        "--reports", str(tmp_path / "reports"), "-q", "-p", "no:cacheprovider",
+                        tmp=tmp_path / "tmp", timeout=180)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode not in (0, 1), out  # stopped, not "tests failed"
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    assert "chat-harness cannot run: the backend (--target-cmd 'false') exited" in out, out
+    assert "Hint: CMD must listen on $PORT" in out, out
+    last = proc.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("chat-harness: stopped by chat-harness cannot run: "), out
+    assert "Hint" not in last and "not run" in last, out

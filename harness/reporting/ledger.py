@@ -147,7 +147,8 @@ def describe_stop(exc: BaseException) -> str:
         return f"stopped ({first[:160]})"
     text = str(exc).strip()
     if type(exc).__name__ == "Interrupted" and text:  # n errors during collection
-        return f"stopped by {text}"
+        # or an xdist worker's start-up failure: its cause, without the hint
+        return f"stopped by {text.split(' Hint: ')[0]}"
     return "interrupted" + (f" ({text})" if text and text not in ("SIGINT", "SIGTERM") else "")
 
 

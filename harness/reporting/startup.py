@@ -45,6 +45,13 @@ def stop(config: pytest.Config, exc: HarnessError, lead: str = "cannot run") -> 
         notice = _Notice()
         config.pluginmanager.register(notice, _NAME)
     notice.told.append((cause, after))
+    session = config.pluginmanager.get_plugin("session")
+    if hasattr(config, "workerinput") and session is not None:
+        # a pytest-xdist worker: what it prints is not shown, and a worker that exits
+        # in the middle of an item is a crash to the controller; a stop request with
+        # the cause and the hint is what the controller reports
+        session.shouldstop = " ".join((cause, *(line.strip() for line in after)))
+        # (the controller shows it as "! Interrupted: CAUSE Hint: HINT !", exit code 2)
     pytest.exit(cause, returncode=RETURNCODE)
 
 
