@@ -378,6 +378,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     sent = getattr(node, "workeroutput", {}).get("chat_harness")
     if sent:
         node.config.stash.setdefault(_WORKERS, []).append(sent)
+    from harness.reporting.startup import from_worker
+
+    from_worker(node.config, getattr(node, "workeroutput", {}).get("shouldstop"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
