@@ -36,6 +36,7 @@ _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.htm
 _WRITTEN = pytest.StashKey[str]()  # the results.json written
 _ACTIVE = pytest.StashKey[bool]()  # a scenario was collected: a chat-harness run
 _ARMED = pytest.StashKey[bool]()  # our SIGINT/SIGTERM handler is in place
+_GIVEN = pytest.StashKey[list[Any]]()  # the paths given on the command line, resolved
 SUFFIXES = (".yaml", ".yml")
 # chat_backend, chat_provider, chat_db: light until a test asks for one
 pytest_plugins = ["harness.fixtures"]
@@ -179,14 +180,16 @@ def pytest_report_from_serializable(config: pytest.Config, data: dict[str, Any])
 
 
 def _is_scenario(config: pytest.Config, path: Any) -> bool:
-    if path.suffix not in SUFFIXES:
+    if path.suffix.lower() not in SUFFIXES:  # .YAML and .Yml too
         return False
     dirs = set(config.getini("chat_harness_scenario_dirs"))
     # a folder of that name at or below the rootdir or a path given on the
     # command line, or one that holds a given path (`run scenarios/x.yaml`)
     from pathlib import Path
 
-    given = [Path(a.split("::")[0]).resolve() for a in config.args]
+    given = config.stash.get(_GIVEN, None)
+    if given is None:  # once: pytest asks for every file of a folder, once per path given
+        given = config.stash[_GIVEN] = [Path(a.split("::")[0]).resolve() for a in config.args]
     if Path(path).resolve() in given:
         return True  # a YAML file named on the command line is a scenario wherever it is
     anchors = [config.rootpath, *given]
@@ -194,6 +197,26 @@ def _is_scenario(config: pytest.Config, path: Any) -> bool:
         parent.name in dirs and any(
             parent.is_relative_to(anchor) or anchor.is_relative_to(parent) for anchor in anchors)
         for parent in path.parents)
+
+
+def _dangling(config: pytest.Config, folder: Any) -> list[Any]:
+    return [p for p in sorted(folder.iterdir())
+            if p.is_symlink() and not p.exists() and _is_scenario(config, p)]
+
+
+def pytest_collect_directory(path: Any, parent: pytest.Collector) -> pytest.Collector | None:
+    """A folder with a scenario file that links to nothing: pytest would pass it over
+    without a word; it becomes a file whose collection says so."""
+    if not (path / "__init__.py").exists() and _dangling(parent.config, path):
+        return _LinkedDir.from_parent(parent, path=path)
+    return None
+
+
+class _LinkedDir(pytest.Dir):  # type: ignore[misc]  # final for typing; adds one thing
+    def collect(self) -> Any:
+        yield from super().collect()
+        for link in _dangling(self.config, self.path):
+            yield ScenarioFile.from_parent(self, path=link)
 
 
 def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Collector | None:
@@ -350,7 +373,9 @@ def _share_db(config: pytest.Config) -> str | None:
         try:
             db = provision(run_config.db, image=run_config.db_image)
         except HarnessError as exc:
-            pytest.exit(f"chat-harness cannot run: {exc.render()}", returncode=3)
+            from harness.reporting.startup import stop
+
+            stop(config, exc)
         config.add_cleanup(db.close)
         config.stash[_SHARED_DB] = db
     return config.stash[_SHARED_DB].tcp_url
@@ -397,6 +422,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     sent = getattr(node, "workeroutput", {}).get("chat_harness")
     if sent:
         node.config.stash.setdefault(_WORKERS, []).append(sent)
+    from harness.reporting.startup import from_worker
+
+    from_worker(node.config, getattr(node, "workeroutput", {}).get("shouldstop"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -458,7 +486,9 @@ def harness_of(config: pytest.Config) -> Harness:
             harness.start()
         except HarnessError as exc:
             # Nothing can run without the database or the target: stop the session.
-            pytest.exit(f"chat-harness cannot run: {exc.render()}", returncode=3)
+            from harness.reporting.startup import stop
+
+            stop(config, exc)
         config.stash[_HARNESS] = harness
     return config.stash[_HARNESS]
 
@@ -478,7 +508,9 @@ class ScenarioItem(pytest.Item):
             result = harness.run(self.scenario)
         except EnvironmentProblem as exc:
             # the backend or the database is gone: every later scenario would fail too
-            pytest.exit(f"chat-harness cannot go on: {exc.render()}", returncode=3)
+            from harness.reporting.startup import stop
+
+            stop(self.config, exc, "cannot go on")
         self.config.stash[_RESULTS][self.nodeid] = result
         self.user_properties.append(("duration_s", round(result.duration_s, 4)))
         if result.skipped is not None:

@@ -133,6 +133,11 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def _log_says(self) -> str:
+        tail = self.log_tail()
+        return f"its log ({self.log}) ends:\n{tail}" if tail.strip() else (
+            f"its log ({self.log}) is empty")
+
     def wait_ready(self, ready: Callable[[], bool], *, timeout_s: float,
                    hint: str | None = None) -> float:
         """Poll ``ready()`` until true; fail at once if the child exits. Returns seconds."""
@@ -142,11 +147,11 @@ class Child:
             if not self.alive():
                 raise TargetError(
                     f"{self.what} exited during start-up (exit code {self.exit_code()}); "
-                    f"its log ({self.log}) ends:\n{self.log_tail()}", hint=hint)
+                    + self._log_says(), hint=hint)
             if time.monotonic() >= deadline:
                 raise TargetError(
-                    f"{self.what} was not ready within {timeout_s:.0f} s; its log ({self.log}) "
-                    f"ends:\n{self.log_tail()}", hint=hint)
+                    f"{self.what} was not ready within {timeout_s:.0f} s; " + self._log_says(),
+                    hint=hint)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=0.02)  # a poll interval that ends early on exit
         return time.monotonic() - started

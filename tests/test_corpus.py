@@ -6,11 +6,13 @@ harness must answer::
     # error: NAME.yaml:LINE: PHRASE             found when the file is loaded
     # run-time error: NAME.yaml:LINE: PHRASE    found only when the scenario runs
 
-A file that cannot hold a comment (the empty file) has its expectation in
-``NO_HEADER``. Load-time errors are checked through ``load_file`` and once more
-through a real ``chat-harness run`` (pytest's collection); run-time errors
-through one real run of all of them, where each must fail its item with
-``file:line``, the phrase and a hint.
+A file that cannot hold a comment (the empty file, a UTF-16 file) has its
+expectation in ``NO_HEADER``; a byte-order mark may come before the comment.
+``.yaml`` and ``.yml`` files are cases in any case of letters (``.YAML`` too).
+Load-time errors are checked through ``load_file`` and once more through a real
+``chat-harness run`` (pytest's collection); run-time errors through one real run
+of all of them, where each must fail its item with ``file:line``, the phrase and
+a hint.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from harness.scenario.load import load_file
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus" / "bad"
 HEADER = re.compile(rb"^# (error|run-time error): ([^:\s]+):(\d+): (.+)$")
-NO_HEADER = {"empty.yaml": ("error", 1, "the file holds no scenario")}
+NO_HEADER = {"empty.yaml": ("error", 1, "the file holds no scenario"),
+             "utf16.yaml": ("error", 1, "the file is not UTF-8 text")}
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -48,16 +52,17 @@ class Case:
 def _case(path: Path) -> Case:
     data = path.read_bytes()
     if path.name in NO_HEADER:
-        assert data == b"", f"{path.name} should stay empty"
+        assert not data.startswith(b"# "), f"{path.name} can hold its header: give it one"
         phase, line, phrase = NO_HEADER[path.name]
         return Case(path, phase, line, phrase)
-    found = HEADER.match(data.split(b"\n", 1)[0])
+    found = HEADER.match(data.removeprefix(BOM).split(b"\n", 1)[0])
     assert found, f"{path.name} does not start with '# error: {path.name}:LINE: PHRASE'"
     assert found.group(2).decode() == path.name, f"{path.name} names another file"
     return Case(path, found.group(1).decode(), int(found.group(3)), found.group(4).decode())
 
 
-CASES = [_case(p) for p in sorted(CORPUS.glob("*.yaml"))]
+CASES = [_case(p) for p in sorted(CORPUS.iterdir())
+         if p.suffix.lower() in (".yaml", ".yml")]
 LOADING = [c for c in CASES if c.phase == "error"]
 RUNNING = [c for c in CASES if c.phase == "run-time error"]
 
@@ -75,7 +80,8 @@ def _assert_answer(case: Case, text: str) -> None:
 
 
 def test_the_corpus_is_large_and_varied() -> None:
-    assert len(CASES) >= 50
+    assert len(CASES) >= 150
+    assert len(list(CORPUS.iterdir())) == len(CASES)  # nothing in the folder is skipped
     # what can be told from the file is told when it is loaded: only what needs
     # the run's options (the fixtures folder) or the database waits for the run
     assert len(RUNNING) >= 2 and len(LOADING) > 10 * len(RUNNING)
@@ -101,8 +107,9 @@ def test_an_unknown_clause_is_refused_by_coverage_too() -> None:
     assert "'C-MSG-99' is not a clause of the contract" in info.value.render()
 
 
-def _cli(*args: str, tmp: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return chat_harness(*args, tmp=tmp, timeout=timeout)
+def _cli(*args: str, tmp: Path, timeout: float = 180, cwd: Path = ROOT
+         ) -> subprocess.CompletedProcess[str]:
+    return chat_harness(*args, tmp=tmp, timeout=timeout, cwd=cwd)
 
 
 def test_a_real_run_reports_every_broken_file_without_a_traceback(tmp_path: Path) -> None:
@@ -150,3 +157,36 @@ def test_run_time_errors_fail_the_item_with_file_line_and_hint(
     load_file(case.path)  # collection accepts it: only running it can tell
     assert case.display in run_time_output, sorted(run_time_output)
     _assert_answer(case, run_time_output[case.display])
+
+
+def test_a_scenario_link_to_nothing_is_a_located_error(tmp_path: Path) -> None:
+    """A dangling link in a scenario folder is neither skipped nor a traceback: loading
+    it, discovering its folder and a real run each say where it is and what it points to."""
+    from harness.scenario.load import discover
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "fine.yaml").write_text("name: fine\nsteps:\n  - http: GET /api/health\n")
+    link = folder / "gone.yaml"
+    link.symlink_to(tmp_path / "moved-away.yaml")
+    with pytest.raises(ScenarioError) as info:
+        load_file(link, display="scenarios/gone.yaml")
+    assert info.value.render().startswith("scenarios/gone.yaml:1: the link points to ")
+    assert "moved-away.yaml', which does not exist\nHint: " in info.value.render()
+    with pytest.raises(ScenarioError) as info:
+        discover([folder])
+    assert info.value.location.file == str(link) and info.value.location.line == 1
+    proc = _cli("run", "scenarios", "--reports", str(tmp_path / "reports"), "-q",
+                "-p", "no:cacheprovider", tmp=tmp_path / "tmp", timeout=120, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    assert "scenarios/gone.yaml:1: the link points to " in out and "Traceback" not in out
+
+
+def test_upper_case_suffixes_are_scenarios(tmp_path: Path) -> None:
+    """``.YAML`` and ``.Yml`` are collected like ``.yaml`` (they were passed over)."""
+    from harness.scenario.load import discover
+
+    for name in ("a.YAML", "b.Yml", "c.yaml", "notes.txt"):
+        (tmp_path / name).write_text("name: x\nsteps:\n  - http: GET /api/health\n")
+    assert [p.name for p in discover([tmp_path])] == ["a.YAML", "b.Yml", "c.yaml"]

@@ -282,6 +282,8 @@ def test_users_and_http_date_variables(tmp_path: Path, database: Database,
           - db: SELECT %s::text AS other
             params: ["${users.bob}"]
             expect: {rows: [{other: !re "^[0-9a-f-]{36}$"}]}
+          - http: GET /api/chat/sessions
+            as: bob  # users.NAME names an actor of the scenario
         """)
     assert result.passed, render_failure(result)
     chat = result.steps[0].exchanges[0]

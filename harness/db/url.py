@@ -38,7 +38,15 @@ def start(url: str) -> Database:
             "grant CREATEDB or give a server where it may create one",
         ) from exc
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot use --db-url: {exc}") from exc
+        where = urlsplit(url)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseError(
+            f"cannot use --db-url: {first}",
+            hint=f"check that PostgreSQL runs at {where.hostname or 'its socket'}"
+            f"{':' + str(where.port) if where.port else ''} and that the URL's user, "
+            "password and database are right; or leave --db-url out (--db embedded "
+            "starts a PostgreSQL of its own)",
+        ) from exc
 
     def stop() -> None:
         with contextlib.suppress(psycopg.Error), psycopg.connect(

@@ -147,7 +147,8 @@ def describe_stop(exc: BaseException) -> str:
         return f"stopped ({first[:160]})"
     text = str(exc).strip()
     if type(exc).__name__ == "Interrupted" and text:  # n errors during collection
-        return f"stopped by {text}"
+        # or an xdist worker's start-up failure: its cause, without the hint
+        return f"stopped by {text.split(' Hint: ')[0]}"
     return "interrupted" + (f" ({text})" if text and text not in ("SIGINT", "SIGTERM") else "")
 
 
@@ -168,7 +169,7 @@ class RunLedger:
         self.running: set[str] = set()
 
     def _scenario(self, nodeid: str) -> bool:
-        return nodeid in self.ledger.entries or nodeid.split("::")[0].endswith(
+        return nodeid in self.ledger.entries or nodeid.split("::")[0].lower().endswith(
             (".yaml", ".yml"))
 
     def pytest_collection_finish(self, session: Any) -> None:

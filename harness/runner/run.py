@@ -324,14 +324,23 @@ class ScenarioRun:
         candidates = [self.scenario.file.parent / name, self.ctx.fixtures_dir / name]
         for path in candidates:
             if path.is_file():
+                from harness.scenario.values import too_deep
+                from harness.scenario.yamlsource import MAX_DEPTH
+
                 try:
-                    return json.loads(path.read_text(encoding="utf-8"))
-                except ValueError as exc:
+                    body = json.loads(path.read_text(encoding="utf-8"))
+                except (ValueError, RecursionError) as exc:
                     raise ScenarioError(f"{path} is not valid JSON: {exc}",
                                         location=self.scenario.location(index),
                                         key=f"steps[{index}].body_file",
                                         hint="a body_file is sent as JSON; for bytes that are "
                                         "not JSON, use raw_body") from None
+                if too_deep(body):
+                    raise ScenarioError(
+                        f"{path} nests more than {MAX_DEPTH} levels deep",
+                        location=self.scenario.location(index), key=f"steps[{index}].body_file",
+                        hint="a deeper body is sent as is with raw_body")
+                return body
         raise ScenarioError(
             f"no fixture {name!r}", location=self.scenario.location(index),
             key=f"steps[{index}].body_file",

@@ -15,6 +15,7 @@ failure at the step that caused it (:mod:`harness.scenario.steps`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,8 +92,10 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
     """Raise the first :class:`ScenarioError` of the rules above, located in the file."""
     raw_steps = doc["steps"]
     _covers(header, doc, display)
+    _session(header, doc, display)
     known = set(BUILTINS)
     synced = False
+    actors = {"alice"} | {s.actor for step in steps for s in _subs(step)}
     for index, step in enumerate(steps):
         raw = raw_steps[index]
 
@@ -101,7 +104,11 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
             return Location(display, line or raw_steps.line_of(index))
 
         key = f"steps[{index}]"
-        _variables(step, known, where(), key)
+        _variables(step, known, where(), key, actors)
+        for sub, sub_raw, sub_key, sub_line in _raw_subs(step, raw, key, raw_steps.line_of(index)):
+            _actor(sub, sub_raw, Location(display, sub_line), sub_key)
+            _answers(sub, sub_raw, Location(display, sub_line), sub_key,
+                     _models(sub, header, steps, index))
         if isinstance(step, ChatStep) and not (step.model or header.model):
             raise ScenarioError("a chat step needs a model", location=where(), key=f"{key}.model",
                                 hint="add 'model:' to the step or to the scenario")
@@ -201,17 +208,135 @@ def _expectation(step: Step, where: Any, key: str) -> None:
             hint="leave the code out (the provider script decides it), or change the script")
 
 
-def _variables(step: Step, known: set[str], where: Location, key: str) -> None:
-    """Every ``${name}`` the step uses is a built-in or an earlier step's capture."""
+def _variables(step: Step, known: set[str], where: Location, key: str,
+               actors: set[str]) -> None:
+    """Every ``${name}`` the step uses is a built-in or an earlier step's capture;
+    ``${users.NAME}`` names an actor of the scenario."""
     for name in sorted(set(template.names(step.model_dump(exclude={"capture"})))):
-        if (name in known or name.startswith("users.")
-                or (name.startswith("http_date.") and name[10:].isdigit())):
+        if name.startswith("users."):
+            if name[6:] in actors:
+                continue
+            raise ScenarioError(
+                f"${{{name}}}: {name[6:]!r} is no actor of this scenario", location=where,
+                key=key, hint=f"its actors: {', '.join(sorted(actors))} (a step acts as "
+                "another with 'as: NAME')")
+        if name in known or (name.startswith("http_date.") and name[10:].isdigit()):
             continue
         listed = ", ".join(sorted(known))
         raise ScenarioError(
             f"unknown variable ${{{name}}}", location=where, key=key,
             hint=f"capture it in an earlier step (capture: {{{name}: data.request_id}}); "
             f"known here: {listed}")
+
+
+# -- single values the models cannot judge alone -------------------------------------
+
+# a pinned session id goes into URLs (/api/chat/sessions/ID) and a user's name into
+# ids and titles: plain words, so that '' or '../../etc' is not sent silently
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+ACTOR = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def _subs(step: Step) -> tuple[Step, ...]:
+    return step.parsed if isinstance(step, ParallelStep) else (step,)
+
+
+def _raw_subs(step: Step, raw: Any, key: str, line: int) -> list[tuple[Step, Any, str, int]]:
+    """The step, or a parallel step's steps, with their YAML nodes, keys and lines."""
+    if not isinstance(step, ParallelStep):
+        return [(step, raw, key, line)]
+    items = raw["parallel"]
+    return [(sub, items[j], f"{key}.parallel[{j}]", items.line_of(j))
+            for j, sub in enumerate(step.parsed)]
+
+
+def _line(raw: Any, key: str, where: Location) -> Location:
+    if isinstance(raw, yamlsource.Node) and key in raw:
+        return Location(where.file, raw.line_of(key))
+    return where
+
+
+def _session(header: Header, doc: yamlsource.Node, display: str) -> None:
+    if header.session is None or SESSION_ID.match(header.session):
+        return
+    raise ScenarioError(
+        f"expected a session id of letters, digits, '_', '-', '.' and ':' (at most 200, "
+        "starting with a letter or digit), "
+        f"got {header.session!r}", location=Location(display, doc.line_of("session")),
+        key="session", hint="the id goes into URLs such as /api/chat/sessions/ID; leave "
+        "'session:' out and the run makes one (conv_...); to send an odd id on purpose, "
+        "write it into an http step")
+
+
+def _actor(step: Step, raw: Any, where: Location, key: str) -> None:
+    if ACTOR.match(step.actor):
+        return
+    raise ScenarioError(
+        f"expected an actor's name (a letter, then letters, digits, '_' or '-'), "
+        f"got {step.actor!r}", location=_line(raw, "as", where), key=f"{key}.as",
+        hint="e.g. 'as: bob'; leave 'as:' out for alice, the default")
+
+
+def _models(step: Step, header: Header, steps: Sequence[Step], index: int) -> set[str] | None:
+    """The models the step's requests ask for (C-CHAT-3: the provider is called with the
+    request's model); None where a body the harness does not read decides it."""
+    if isinstance(step, ChatStep):
+        model = step.model or header.model
+        return {model} if model else None  # no model: "a chat step needs a model" says so
+    if isinstance(step, RetryStep):
+        target = retry_target(steps, index)
+        original = steps[target] if target is not None else None
+        model = step.model or getattr(original, "model", None) or header.model
+        return {model} if model else None
+    if isinstance(step, HttpStep):
+        model = step.body.get("model") if isinstance(step.body, dict) else None
+        if isinstance(model, str) and "${" not in model:
+            return {model}
+    return None
+
+
+def _answers(step: Step, raw: Any, where: Location, key: str, models: set[str] | None
+             ) -> None:
+    """``retry_after`` is seconds or an HTTP date; ``for_model`` a model the step asks for."""
+    provider = raw.get("provider") if isinstance(raw, yamlsource.Node) else None
+    for n, answer in enumerate(step.answers()):
+        node = provider[n] if isinstance(provider, yamlsource.NodeList) else provider
+        here = Location(where.file, provider.line_of(n)) if isinstance(
+            provider, yamlsource.NodeList) else _line(raw, "provider", where)
+        akey = f"{key}.provider" + (f"[{n}]" if isinstance(provider, list) else "")
+        after = answer.retry_after
+        if after is not None and not _retry_after(after):
+            raise ScenarioError(
+                f"expected seconds (a whole number >= 0) or an HTTP date, got {after!r}",
+                location=_line(node, "retry_after", here), key=f"{akey}.retry_after",
+                hint="e.g. 'retry_after: 30', 'retry_after: Wed, 21 Oct 2025 07:28:00 GMT' "
+                "or '${http_date.90}' (a date 90 s ahead); for a malformed header on "
+                "purpose, send it with 'raw:' and 'headers:'")
+        if answer.for_model is not None and models is not None and (
+                answer.for_model not in models):
+            asked = ", ".join(sorted(models))
+            raise ScenarioError(
+                f"for_model {answer.for_model!r} names no model this step asks for "
+                f"(it asks for {asked}), so the answer would never be used",
+                location=_line(node, "for_model", here), key=f"{akey}.for_model",
+                hint="the backend calls the provider with the request's model (C-CHAT-3): "
+                f"write for_model: {sorted(models)[0]}, or leave "
+                "it out")
+
+
+def _retry_after(value: int | str) -> bool:
+    if isinstance(value, int):
+        return value >= 0
+    text = value.strip()
+    if text.isdigit() or re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_.]*\}", text):
+        return True
+    from email.utils import parsedate_to_datetime
+
+    try:
+        parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
 
 
 __all__ = ["BUILTINS", "check", "retry_target", "step_outcome"]

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.errors import Location, ScenarioError
 from harness.scenario import lint, yamlsource
+from harness.scenario import values as value_rules
 from harness.scenario.model import (
     HTTP_METHODS,
     ClientOptions,
@@ -152,13 +153,26 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
     return current
 
 
+def _phrase(msg: str) -> str:
+    """pydantic's message as what was expected: "a valid integer", "a list of at least
+    1 item" (from "List should have at least 1 item after validation, not 0")."""
+    if msg.startswith(("List should have", "String should have")):
+        msg = "a " + msg.split(" after validation")[0].split(", not ")[0].replace(
+            "List should have", "list of").replace("String should have", "text of")
+    return msg.removeprefix("Input should be ")
+
+
 def _scenario_error(
     exc: ValidationError, node: Any, *, display: str, prefix: str, model: type[BaseModel],
     fallback_line: int,
 ) -> ScenarioError:
     """The first validation error, placed in the file and phrased for people."""
     errors = exc.errors()
-    err = errors[0]
+    # the most telling error first: the deepest (a union such as ``ProviderAnswer |
+    # list[ProviderAnswer]`` fails at its top for the member the value is not, and
+    # deep inside the one it is), and a misspelt key before the key it misses
+    err = max(errors, key=lambda e: (len(e["loc"]), e["type"] == "extra_forbidden"))
+    errors = [err, *(e for e in errors if e is not err)]
     loc = tuple(err["loc"])
     kind = err["type"]
     line, value, key = _walk(node, loc, prefix)
@@ -178,8 +192,7 @@ def _scenario_error(
             "required key is missing", location=location, key=key,
             hint=f"add '{loc[-1]}:' here",
         )
-    msg = err["msg"]
-    expected = msg.removeprefix("Input should be ").removeprefix("Value error, ")
+    expected = _phrase(err["msg"]).removeprefix("Value error, ")
     # a union (``int | Literal["2xx", ...] | list[int]``) fails once per member:
     # name every form the value may take, not only the first
     for other in errors[1:]:
@@ -187,7 +200,7 @@ def _scenario_error(
         if (other["type"] not in ("missing", "extra_forbidden", "value_error")
                 and _walk(node, other_loc, prefix)[2] == key
                 and len(other_loc) == len(loc)):
-            form = other["msg"].removeprefix("Input should be ")
+            form = _phrase(other["msg"])
             if form not in expected:
                 expected += f" or {form}"
     if kind == "value_error":
@@ -266,12 +279,16 @@ def _step(raw: Any, index: int, line: int, display: str, *, prefix: str | None =
         step = step.model_copy(update={"parsed": tuple(subs)})
     if isinstance(step, HttpStep):
         method, _, target = step.http.partition(" ")
-        if method not in HTTP_METHODS or not target.startswith("/"):
+        if method not in HTTP_METHODS or not target.startswith("/") or any(
+                c.isspace() for c in target):
             line_http = raw.line_of("http") if isinstance(raw, yamlsource.Node) else line
             raise ScenarioError(
                 f"expected 'METHOD /path', got {step.http!r}",
                 location=Location(display, line_http), key=f"{key}.http",
-                hint="e.g. 'POST /api/chat/messages'",
+                hint="e.g. 'POST /api/chat/messages'" + (
+                    "; the path holds no spaces (write one as %20, or give 'query:')"
+                    if method in HTTP_METHODS and target.startswith("/") else
+                    f"; methods: {', '.join(HTTP_METHODS)}"),
             )
     return step
 
@@ -294,6 +311,7 @@ def load_file(path: Path, *, display: str | None = None) -> list[Scenario]:
             location=Location(shown, getattr(doc, "line", 0) or _first_content_line(path)),
             hint="start the file with 'name:' and 'steps:'",
         )
+    value_rules.check(doc, shown)
     header: Header = _validate(Header, doc, display=shown, prefix="", fallback_line=1)
     if _timestamp(header.start_at) is None:
         raise ScenarioError(
@@ -376,11 +394,20 @@ def _first_content_line(path: Path) -> int:
 
 
 def discover(paths: list[Path]) -> list[Path]:
-    """Scenario files under ``paths`` (files as given, folders searched), sorted."""
+    """Scenario files under ``paths`` (files as given, folders searched), sorted.
+
+    ``.yaml`` and ``.yml`` in any case; a link to nothing is an error, not a file
+    passed over without a word."""
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
+            for q in sorted(p.rglob("*")):
+                if q.suffix.lower() not in (".yaml", ".yml"):
+                    continue  # .YAML and .Yml are scenarios too
+                if q.is_symlink() and not q.exists():
+                    raise yamlsource.dangling(q)
+                if q.is_file():
+                    found.append(q)
         else:
             found.append(p)
     return found

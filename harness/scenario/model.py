@@ -8,7 +8,7 @@ maps every validation error back to ``file:line`` through the YAML nodes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -114,10 +114,14 @@ class ProviderExpect(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)  # of every call (names any case)
 
 
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
+
 class Expect(_Strict):
     """What a step's HTTP answer must look like."""
 
-    status: int | Literal["2xx", "4xx", "5xx"] | list[int] | None = None
+    status: HttpStatus | Literal["2xx", "4xx", "5xx"] | Annotated[
+        list[HttpStatus], Field(min_length=1)] | None = None
     body: Any = None  # a partial match: listed keys must be there with these values
     # C-ERR-3: an error's text (its `error` or `details`) names this field
     names_field: str | None = Field(default=None, min_length=1)
@@ -138,7 +142,7 @@ class Token(_Strict):
     raw: str | None = None  # send this exact string after "Bearer "
 
 
-ProviderPlan = ProviderAnswer | list[ProviderAnswer]
+ProviderPlan = ProviderAnswer | Annotated[list[ProviderAnswer], Field(min_length=1)]
 
 
 class _Step(_Strict):

@@ -38,8 +38,34 @@ class NodeList(list[Any]):
         return self.line
 
 
+# Bounds that keep a file from exhausting the stack or the memory of a run: a
+# scenario's values nest a few levels deep and hold a few hundred values; long
+# texts for limits (C-MSG-4's 20000 characters, a 10 MiB body) fit well inside.
+MAX_DEPTH = 64  # levels of mappings and lists, aliases expanded
+MAX_VALUES = 100_000  # values in the whole file, aliases expanded
+MAX_REPEAT = 16 * 1024 * 1024  # characters !repeat makes, in the whole file
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that builds Node / NodeList and refuses duplicate keys."""
+
+    repeated = 0  # characters made by !repeat so far (MAX_REPEAT)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # a value of a standard tag that Python cannot hold (``!!int`` of 5000
+        # digits, ``!!timestamp 2025-13-45``, ``!!float abc``, an empty ``!!float``):
+        # a located error
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError, LookupError, AttributeError) as exc:
+            tag = node.tag.rsplit(":", 1)[-1]
+            empty = isinstance(node, yaml.ScalarNode) and not node.value.strip()
+            raise _ContentError(
+                None, None, f"cannot read this {tag} value: "
+                + ("it is empty" if empty else str(exc)), node.start_mark,
+                hint="write the value plainly (quote it to make it a string); "
+                "tags such as !!int or !!timestamp are not needed in a scenario",
+            ) from None
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
@@ -141,12 +167,24 @@ def _construct_repeat(loader: _Loader, node: yaml.Node) -> str:
     spec = _construct_mapping(loader, node)
     unknown = set(spec) - _REPEAT_KEYS
     text, times = spec.get("text"), spec.get("times")
-    if unknown or not isinstance(text, str) or not isinstance(times, int) or isinstance(
-            times, bool) or not 0 <= times <= 64 * 1024 * 1024:
+    prefix, suffix = spec.get("prefix", ""), spec.get("suffix", "")
+    if unknown or not all(isinstance(v, str) for v in (text, prefix, suffix)) or not isinstance(
+            times, int) or isinstance(times, bool) or not 0 <= times <= MAX_REPEAT:
         raise _MatcherError(
-            None, None, "!repeat takes {text: STRING, times: 0..67108864, prefix, suffix}"
-            + (f"; unknown key(s) {sorted(unknown)}" if unknown else ""), node.start_mark)
-    return str(spec.get("prefix", "")) + text * times + str(spec.get("suffix", ""))
+            None, None, f"!repeat takes {{text: STRING, times: 0..{MAX_REPEAT}, prefix: STRING, "
+            "suffix: STRING}" + (f"; unknown key(s) {sorted(unknown)}" if unknown else ""),
+            node.start_mark)
+    assert isinstance(text, str) and isinstance(prefix, str) and isinstance(suffix, str)
+    size = len(prefix) + len(text) * times + len(suffix)
+    loader.repeated += size
+    if loader.repeated > MAX_REPEAT:
+        raise _ContentError(
+            None, None, f"!repeat would make {size} characters"
+            + (f" ({loader.repeated} in this file)" if loader.repeated > size else "")
+            + f"; a file's !repeat texts make at most {MAX_REPEAT} (16 MiB)", node.start_mark,
+            hint="lower 'times' or shorten 'text'; for a large request body use pad_to "
+            "(up to 64 MiB of spaces after the JSON)")
+    return prefix + text * times + suffix
 
 
 _Loader.add_constructor("!repeat", _construct_repeat)
@@ -175,14 +213,85 @@ def load(path: Path, *, display: str | None = None) -> Any:
             hint="save the scenario as UTF-8",
         ) from None
     except OSError as exc:
+        if path.is_symlink() and not path.exists():
+            raise dangling(path, shown) from None
         raise ScenarioError(
-            f"cannot read the file: {exc.strerror}", location=Location(shown)
+            f"cannot read the file: {exc.strerror}", location=Location(shown, 1),
+            hint="check that the file exists and may be read",
         ) from None
     return loads(text, display=shown)
 
 
+def dangling(path: Path, display: str | None = None) -> ScenarioError:
+    """The error for a scenario file that is a symbolic link to nothing."""
+    import os
+
+    return ScenarioError(
+        f"the link points to {os.readlink(path)!r}, which does not exist",
+        location=Location(display or str(path), 1),
+        hint="fix or remove the link (every .yaml and .yml file of a scenario folder "
+        "is loaded)")
+
+
+def _bounds(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH or more than MAX_VALUES values, aliases
+    expanded, before anything is built (building recurses once per level, and an
+    alias of an alias of a list can stand for billions of values)."""
+    loader = _Loader(text)
+    try:
+        depth, total = 0, 0
+        # per open collection: [anchor, values before it, deepest level below it]
+        open_: list[list[Any]] = []
+        size: dict[str, int] = {}  # an anchor's values, aliases inside expanded
+        height: dict[str, int] = {}  # an anchor's levels of nesting
+        while loader.check_event():
+            event = loader.get_event()
+            mark = event.start_mark
+            if isinstance(event, yaml.AliasEvent):
+                if event.anchor not in size:
+                    continue  # undefined or recursive: the loader says which
+                total += size[event.anchor]
+                reached = depth + height[event.anchor]
+            elif isinstance(event, yaml.ScalarEvent):
+                total += 1
+                if event.anchor:
+                    size[event.anchor], height[event.anchor] = 1, 0
+                reached = depth
+            elif isinstance(event, yaml.CollectionStartEvent):
+                total += 1
+                depth += 1
+                open_.append([event.anchor, total, depth])
+                reached = depth
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, before, deepest = open_.pop()
+                if anchor:
+                    size[anchor], height[anchor] = total - before + 1, deepest - depth + 1
+                depth -= 1
+                if open_:
+                    open_[-1][2] = max(open_[-1][2], deepest)
+                continue
+            else:
+                continue
+            if open_:
+                open_[-1][2] = max(open_[-1][2], reached)
+            if reached > MAX_DEPTH:
+                raise _ContentError(
+                    None, None, f"values nest more than {MAX_DEPTH} levels deep", mark,
+                    hint="a scenario's mappings and lists nest a few levels; to send a "
+                    "deeply nested request body, write it as raw_body (sent as is)")
+            if total > MAX_VALUES:
+                raise _ContentError(
+                    None, None, f"the file holds more than {MAX_VALUES} values"
+                    + (" (aliases expanded)" if size else ""), mark,
+                    hint="a scenario holds a few hundred values; aliases (*name) of lists "
+                    "that hold aliases multiply; for a large body use !repeat or pad_to")
+    finally:
+        loader.dispose()
+
+
 def loads(text: str, *, display: str = "<string>") -> Any:
     try:
+        _bounds(text)
         return yaml.load(text, Loader=_Loader)
     except _ContentError as exc:
         mark = exc.problem_mark

@@ -31,11 +31,24 @@ API_KEY = "chat-harness-test-key"
 
 def healthy(base_url: str) -> bool:
     """Whether `GET /api/health` answers 200 (C-RUN-2) right now."""
+    return health_problem(base_url) is None
+
+
+def health_problem(base_url: str) -> str | None:
+    """Why `GET /api/health` does not answer 200 right now, in words; None if it does."""
     try:
         response = httpx.get(f"{base_url}/api/health", timeout=2.0, trust_env=False)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+    except httpx.ConnectError as exc:
+        text = str(exc)
+        return ("the connection was refused: nothing listens there" if "refused" in text
+                else f"cannot connect: {text}")
+    except httpx.TimeoutException:
+        return "no answer within 2 s"
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return f"it answered {response.status_code}, not 200"
+    return None
 
 
 def _provider_server(config: RunConfig) -> ProviderServer:
@@ -107,11 +120,14 @@ async def url(config: RunConfig) -> AsyncIterator[Target]:
     assert config.target_url
     base = config.target_url
     with _provider_server(config) as server:
-        if not healthy(base):
+        problem = health_problem(base)
+        if problem is not None:
             raise TargetError(
-                f"GET {base}/api/health did not answer 200",
+                f"GET {base}/api/health: {problem}",
                 hint="start the backend first, with OPENROUTER_BASE_URL="
-                f"{server.base_url} (fix the port with --provider-port)",
+                f"{server.base_url} (fix the port with --provider-port)" if "answered" not in
+                problem else "the backend must answer GET /api/health with 200 once it is "
+                "ready (C-RUN-2)",
             )
         async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
             yield Target(
