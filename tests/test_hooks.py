@@ -75,7 +75,7 @@ def test_a_conftest_adds_a_check_and_a_step_kind(pytester: pytest.Pytester,
     assert '"title": "count into stored"' in results
     # the session's kinds and checks are gone again with it
     assert "count" not in steps.names()
-    assert EXTRA == before
+    assert before == EXTRA
 
 
 def test_a_kind_may_not_take_a_built_in_name() -> None:
