@@ -30,7 +30,6 @@ _HARNESS = pytest.StashKey["Harness"]()
 _SCENARIOS = pytest.StashKey[list["Scenario"]]()
 _RESULTS = pytest.StashKey[dict[str, "ScenarioResult"]]()  # by nodeid
 _WORKERS = pytest.StashKey[list[str]]()  # xdist controller: JSON each worker sent
-_SHARED_DB = pytest.StashKey[Any]()  # xdist controller: the Database workers share
 _SIGNALLED = pytest.StashKey[list[str]]()  # SIGINT/SIGTERM received, in order
 _CLOSING = pytest.StashKey[str]()  # the run's last line, pointing at report.html
 _WRITTEN = pytest.StashKey[str]()  # the results.json written
@@ -39,7 +38,7 @@ _ARMED = pytest.StashKey[bool]()  # our SIGINT/SIGTERM handler is in place
 _GIVEN = pytest.StashKey[list[Any]]()  # the paths given on the command line, resolved
 SUFFIXES = (".yaml", ".yml")
 # chat_backend, chat_provider, chat_db: light until a test asks for one
-pytest_plugins = ["harness.fixtures"]
+pytest_plugins = ["harness.fixtures", "harness.plugin_xdist"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -344,106 +343,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         reporter.write_line(config.stash[_CLOSING])
 
 
-# -- pytest-xdist: one PostgreSQL server, a database per worker -----------------
-
-
 def _target_label(config: pytest.Config) -> str:
     return ("cmd" if config.getoption("target_cmd") else
             "url" if config.getoption("target_url") else "reference")
 
 
-def _xdist_controller(config: pytest.Config) -> bool:
-    return (not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist")
-            and bool(getattr(config.option, "numprocesses", None))
-            and not getattr(config.option, "collectonly", False))
-
-
-def _share_db(config: pytest.Config) -> str | None:
-    """Start the server the workers share (each creates its own database on it)."""
-    if _SHARED_DB not in config.stash:
-        if config.getoption("db_url") or config.getoption("target_url"):
-            return None  # workers create their own databases on --db-url already
-        from harness.config import RunConfig
-        from harness.db import provision
-        from harness.errors import HarnessError
-
-        run_config = RunConfig.from_options(db=config.getoption("db"),
-                                            db_image=config.getoption("db_image"))
-        _arm_signals(config)
-        try:
-            db = provision(run_config.db, image=run_config.db_image)
-        except HarnessError as exc:
-            from harness.reporting.startup import stop
-
-            stop(config, exc)
-        config.add_cleanup(db.close)
-        config.stash[_SHARED_DB] = db
-    return config.stash[_SHARED_DB].tcp_url
-
-
-def _expects_scenarios(config: pytest.Config) -> bool:
-    """Whether the paths of this session hold scenarios, from the names alone (the
-    xdist controller must decide before its workers collect): a path given is or lies in
-    a scenario folder, or has one right under it."""
-    from pathlib import Path
-
-    dirs = set(config.getini("chat_harness_scenario_dirs"))
-    for arg in config.args:
-        path = Path(arg.split("::")[0]).resolve()
-        if path.is_file():
-            if _is_scenario(config, path):
-                return True
-        elif path.name in dirs or any(p.name in dirs for p in path.parents) or any(
-                (path / name).is_dir() for name in dirs):
-            return True
-    return False
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist controller, per worker: the shared server's URL goes along (started only
-    where the session's paths hold scenarios)."""
-    url = _share_db(node.config) if (_xdist_controller(node.config)
-                                     and _expects_scenarios(node.config)) else None
-    if url:
-        node.workerinput["chat_harness_db_url"] = url
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    """xdist controller: a worker collected scenarios, so this is a chat-harness run."""
-    if any("::" in i and i.split("::")[0].endswith(SUFFIXES) for i in ids):
-        _activate(node.config)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: keep what the worker ran, for the summary and the reports."""
-    sent = getattr(node, "workeroutput", {}).get("chat_harness")
-    if sent:
-        node.config.stash.setdefault(_WORKERS, []).append(sent)
-    from harness.reporting.startup import from_worker
-
-    from_worker(node.config, getattr(node, "workeroutput", {}).get("shouldstop"))
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A signal the last scenario swallowed still fails the run; an xdist worker
-    sends the controller its scenarios' results and clauses."""
+    """A signal the last scenario swallowed still fails the run."""
     if session.config.stash.get(_SIGNALLED, None) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.INTERRUPTED
-    config = session.config
-    if not hasattr(config, "workeroutput") or not config.stash.get(_ACTIVE, False):
-        return
-    import json
-
-    from harness.reporting.jsonfile import record
-
-    config.workeroutput["chat_harness"] = json.dumps({
-        "records": [record(r, nodeid=n) for n, r in config.stash.get(_RESULTS, {}).items()],
-        "covers": [[s.id, s.display, list(s.header.covers)]
-                   for s in config.stash.get(_SCENARIOS, [])],
-    }, default=str)
 
 
 def _from_workers(sent: list[str]) -> tuple[list[Any], list[Any]]:
