@@ -135,17 +135,24 @@ async def test_stats_own_transaction(db: str, monkeypatch: pytest.MonkeyPatch) -
 
 async def test_stats_own_transaction_lost_update(db: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both stats transactions have read; the earlier writes, the later fails and is dropped."""
     async with backend(db, mutants={"stats-own-transaction"}) as api:
         assert (await api.store("s1", user_msg("u0", "zero", 0))).status_code == 201
-        gate = Gate(monkeypatch)
-        first = await _held(gate, api.store("s1", user_msg("u1", "one", 1)))
-        # the first store's stats transaction has not read yet: hold it after its read
-        gate.calls, gate.reached = 0, asyncio.Event()
-        gate.release()
-        gate.opened = asyncio.Event()
-        await asyncio.wait_for(gate.reached.wait(), 10)  # read: u0, u1
-        assert (await api.store("s1", user_msg("u2", "two", 2))).status_code == 201
-        gate.release()
+        arrived: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+
+        async def hold() -> None:
+            go = asyncio.Event()
+            arrived.put_nowait(go)
+            await go.wait()
+
+        monkeypatch.setattr(races, "window", hold)
+        first = asyncio.ensure_future(api.store("s1", user_msg("u1", "one", 1)))
+        go_first = await asyncio.wait_for(arrived.get(), 10)  # read: u0, u1
+        second = asyncio.ensure_future(api.store("s1", user_msg("u2", "two", 2)))
+        go_second = await asyncio.wait_for(arrived.get(), 10)  # read: u0, u1, u2
+        go_first.set()
         assert (await first).status_code == 201
+        go_second.set()
+        assert (await second).status_code == 201  # its stats failed, and were dropped
         assert len(await api.read_ok("s1")) == 3
         assert (await api.session("s1")).json()["session"]["message_count"] == 2  # for good
