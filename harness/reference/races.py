@@ -8,10 +8,11 @@ through the repository, a stats refresh "after the commit". Sequential
 scenarios cannot tell them apart from the reference; two requests in flight
 at once can.
 
-`RACE_WINDOW_S` stands for what lies between such a check and its act in a
-real app (another round trip, an ORM flush, a second service): a pause that
-makes the window as wide as that latency would, not wider. The mutant is
-wrong without it, only caught less often.
+`RACE_WINDOW_S` (10 ms) stands for what lies between such a check and its act
+in a real app: a round trip or two through an ORM to a database on another
+host, where here the database is a local socket away. The mutants are wrong
+without it, only caught less often: at 2 ms, `stats-own-transaction` lost an
+update in about 1 round of 12, at 10 ms in about 2 of 3.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from harness.reference.store import Conn, Row
 
 log = logging.getLogger(__name__)
 
-RACE_WINDOW_S = 0.002  # the latency between a check and its act (see the module's text)
+RACE_WINDOW_S = 0.01  # the latency between a check and its act (see the module's text)
 
 
 
