@@ -90,6 +90,8 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
         mutants, variants = killmatrix.split_names(args.only) if args.only else (None, None)
         if args.no_variants:
             variants = []
+        if args.repeat is not None:
+            return _killrate(args, mutants, variants, reports, extra)
         matrix = killmatrix.run_matrix(args.paths or [default_scenarios()], mutants=mutants,
                                        variants=variants, jobs=args.jobs, reports=reports,
                                        extra=extra)
@@ -100,6 +102,31 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
     js, md = killmatrix.write(matrix, reports)
     print(f"matrix: {js} and {md}; each run's log and results under {reports / 'mutants'}/")
     return 0 if matrix.ok else 1
+
+
+def _killrate(args: argparse.Namespace, mutants: list[str] | None,
+              variants: list[str] | None, reports: object, extra: list[str]) -> int:
+    """``mutants --repeat N``: each backend N times; how often each mutant is caught."""
+    import os
+    from pathlib import Path
+
+    from harness import killrate
+    from harness.reference.mutants import RACE_MUTANTS
+    from harness.reference.variants import VARIANTS
+
+    if args.repeat < 1:
+        print("chat-harness: --repeat takes a number of runs, 1 or more", file=sys.stderr)
+        return 2
+    rates = killrate.run_rates(
+        args.paths or [default_scenarios()],
+        mutants=list(RACE_MUTANTS) if mutants is None else mutants,
+        variants=sorted(VARIANTS) if variants is None else variants,
+        repeat=args.repeat, jobs=args.jobs or os.cpu_count() or 1,
+        reports=Path(str(reports)), extra=extra)
+    print(killrate.render_markdown(rates), end="")
+    js, md = killrate.write(rates, Path(str(reports)))
+    print(f"kill probability: {js} and {md}; each run under {Path(str(reports)) / 'killrate'}/")
+    return 0 if rates.ok else 1
 
 
 def _list(*, mutants: bool) -> int:
@@ -208,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="leave out the benign variants (the kill matrix alone)")
     mut.add_argument("--jobs", "-j", type=int, default=None,
                      help="runs at a time (default: the number of CPUs)")
+    mut.add_argument("--repeat", type=int, default=None, metavar="N",
+                     help="the kill probability: run the suite N times against the reference, "
+                     "each mutant (default: the race mutants) and each benign variant; print "
+                     "'caught in k of N' per mutant, 'passes in k of N' per the others")
     # known here, not passed along as unknown ones: their values would be taken for paths
     options.add_options(mut, "mutants")
     db = sub.add_parser("db", help="the PostgreSQL of --db container")

@@ -56,6 +56,11 @@ OWNERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         ("provider-gets-metadata", ["context"], ["C-CHAT-3"]),
         ("elapsed-ms-float", ["schema"], ["C-CHAT-4"]),
         ("leaky-500", ["server_error"], ["C-ERR-3"]),
+        # race mutants: only concurrent requests show them (scenarios/races/)
+        ("check-then-insert", ["expect", "sync"], ["C-MSG-2"]),
+        ("stats-read-modify-write", ["expect"], ["C-MSG-7"]),
+        ("session-select-then-insert", ["expect", "sync"], ["C-SES-2", "C-MSG-6"]),
+        ("stats-own-transaction", ["expect"], ["C-MSG-7"]),
     )
 }
 

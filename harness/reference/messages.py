@@ -22,6 +22,7 @@ from harness.reference.models import (
     read_json,
     validate,
 )
+from harness.reference.races import Before
 from harness.reference.runtime import Runtime, runtime
 from harness.reference.timestamps import parse_timestamp
 
@@ -121,10 +122,10 @@ async def prepare_session(
     batch: list[ChatMessageIn],
 ) -> None:
     """Lock the session, create or rename it (C-MSG-6), refuse foreign ones, check pairing."""
-    await store.lock_session(conn, session_id)
-    session = await store.find_session(conn, session_id)
+    session = await rt.strategies.open_session(conn, session_id)
     if session is None:
-        await store.insert_session(conn, session_id, user_id, title or title_from_batch(batch))
+        await rt.strategies.create_session(conn, session_id, user_id,
+                                           title or title_from_batch(batch))
     elif not rt.strategies.can_write_session(session, user_id):
         raise session_not_found(session_id)
     elif title is not None and title != session["title"]:
@@ -141,11 +142,12 @@ def conflict(message_id: str) -> ApiError:
 
 
 async def write_rows(
-    conn: store.Conn, rt: Runtime, rows: list[dict[str, Any]]
+    conn: store.Conn, rt: Runtime, rows: list[dict[str, Any]], before: Before | None = None
 ) -> list[dict[str, Any]]:
+    write = (before.write if before else None) or rt.strategies.write_message
     stored = []
     for row in rows:
-        written = await rt.strategies.write_message(conn, row)
+        written = await write(conn, row)
         if written is None:
             raise conflict(row["id"])
         stored.append(written)
@@ -161,14 +163,18 @@ async def store_batch(
     rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """C-MSG-3: the whole batch in one transaction, stats included (C-MSG-7)."""
+    before = await rt.strategies.read_before_lock(rt.pool, session_id, rows)
+    refresh = before.refresh or rt.strategies.refresh_stats
 
     async def work(conn: store.Conn) -> list[dict[str, Any]]:
         await prepare_session(conn, rt, user_id, session_id, title, batch)
-        stored = await write_rows(conn, rt, rows)
-        await rt.strategies.refresh_stats(conn, session_id, stored)
+        stored = await write_rows(conn, rt, rows, before)
+        await refresh(conn, session_id, stored)
         return stored
 
-    return await store.in_transaction(rt.pool, work)
+    stored = await store.in_transaction(rt.pool, work)
+    await rt.strategies.after_commit(rt.pool, session_id)
+    return stored
 
 
 async def store_each(

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import HTTPException as FastAPIHTTPException
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from harness.reference import conversation, errors, items, provider, store
+from harness.reference import conversation, errors, items, provider, races, store
 from harness.reference.errors import ApiError
 from harness.reference.models import ChatRequest
 from harness.reference.timestamps import elapsed_ms, now
@@ -70,7 +70,28 @@ MUTANTS: dict[str, str] = {
     "leaky-500": (
         "a plain INSERT (the seed's duplicate-key 500), and the 500 shows the database's error"
     ),
+    # Race mutants (harness/reference/races.py): right one request at a time.
+    "check-then-insert": (
+        "race: a store SELECTs which message ids are stored before its lock, then INSERTs the "
+        "absent ones: two posts of one new id at once → duplicate key, 500"
+    ),
+    "stats-read-modify-write": (
+        "race: session stats computed from the messages loaded before the lock, written back "
+        "after the batch: concurrent batches lose each other's counts (C-MSG-7)"
+    ),
+    "session-select-then-insert": (
+        "race: a new session is SELECTed before its lock, then INSERTed; the loser of two tabs "
+        "gets the duplicate key as 409 conflict, to the session's own owner"
+    ),
+    "stats-own-transaction": (
+        "race: messages committed first, stats refreshed in a second transaction that reads "
+        "without the lock: stats disagree with the rows in between, or for good"
+    ),
 }
+
+# the mutants that only concurrent requests reveal (the kill-probability runs: --repeat)
+RACE_MUTANTS = ("check-then-insert", "session-select-then-insert", "stats-own-transaction",
+                "stats-read-modify-write")
 
 
 def check_mutant_names(names: Iterable[str]) -> None:
@@ -150,6 +171,13 @@ class Strategies:
     should_retry: provider.RetryPolicy = provider.retryable
     # C-MSG-7: refreshing the session's stats after a store.
     refresh_stats: store.StatsRefresher = store.refresh_stats_after_store
+    # C-MSG-2 / C-MSG-7 under concurrency: what a store reads before the session's lock
+    # (nothing), and what it does after its transaction (nothing).
+    read_before_lock: races.BeforeLock = races.read_nothing
+    after_commit: races.AfterCommit = races.nothing_after
+    # C-SES-2 / C-MSG-6 under concurrency: lock and read a session; create a missing one.
+    open_session: races.SessionOpener = races.lock_and_find
+    create_session: races.SessionCreator = store.insert_session
     # C-AUTH-2 for storing messages: may this user write into this existing session?
     can_write_session: Callable[[dict[str, Any], Any], bool] = _owner_only
     # C-ERR-1: the exception class whose errors (routing 404/405 among them) get the envelope.
@@ -200,6 +228,12 @@ _SWAPS: dict[str, dict[str, Any]] = {
     },
     "elapsed-ms-float": {"elapsed_ms": _fractional_ms},
     "leaky-500": {"write_message": store.insert_message, "internal_error": _show_exception},
+    "check-then-insert": {"read_before_lock": races.check_ids_first},
+    "stats-read-modify-write": {"read_before_lock": races.load_messages_first},
+    "session-select-then-insert": {"open_session": races.find_then_lock,
+                                   "create_session": races.insert_session_or_taken},
+    "stats-own-transaction": {"refresh_stats": races.no_stats,
+                              "after_commit": races.stats_after_commit},
 }
 
 assert _SWAPS.keys() == MUTANTS.keys(), "every mutant needs a description and a swap"

@@ -62,10 +62,9 @@ async def create_session(request: Request) -> JSONResponse:
     _check_title_length(title)
 
     async def work(conn: store.Conn) -> tuple[store.Row, bool]:
-        await store.lock_session(conn, body.id)
-        session = await store.find_session(conn, body.id)
+        session = await rt.strategies.open_session(conn, body.id)
         if session is None:
-            return await store.insert_session(conn, body.id, user_id, title), True
+            return await rt.strategies.create_session(conn, body.id, user_id, title), True
         if session["user_id"] != user_id:
             raise ApiError("conflict", f"Session id {quoted(body.id)} is already taken")
         return session, False

@@ -249,6 +249,24 @@ async def insert_message(conn: Conn, row: Row) -> Row | None:
     return await fetch_one(conn, _INSERT + f"RETURNING {MESSAGE_COLUMNS}", row)
 
 
+_UPDATE = """
+    UPDATE chat_messages SET
+        role = %(role)s, content = %(content)s, model = %(model)s,
+        input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
+        total_tokens = %(total_tokens)s, user_message_id = %(user_message_id)s,
+        content_type = %(content_type)s, elapsed_ms = %(elapsed_ms)s,
+        completion_id = %(completion_id)s, message_timestamp = %(message_timestamp)s,
+        error_message = %(error_message)s
+    WHERE id = %(id)s AND session_id = %(session_id)s
+"""
+
+
+async def update_message(conn: Conn, row: Row) -> Row | None:
+    """Update a stored message of the row's session; None when there is none (mutant
+    `check-then-insert` updates the ids its check found)."""
+    return await fetch_one(conn, _UPDATE + f"RETURNING {MESSAGE_COLUMNS}", row)
+
+
 async def insert_or_keep_message(conn: Conn, row: Row) -> Row | None:
     """Mutant `retry-not-updated`: ON CONFLICT DO NOTHING, so a retry never updates the row."""
     stored = await fetch_one(
