@@ -121,7 +121,7 @@ async def prepare_session(
     batch: list[ChatMessageIn],
 ) -> None:
     """Lock the session, create or rename it (C-MSG-6), refuse foreign ones, check pairing."""
-    await store.lock_session(conn, session_id)
+    await rt.strategies.lock_session(conn, session_id)
     session = await store.find_session(conn, session_id)
     if session is None:
         await store.insert_session(conn, session_id, user_id, title or title_from_batch(batch))

@@ -8,7 +8,7 @@ handlers only ever call the strategy, so no handler branches on a mutant.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -69,6 +69,10 @@ MUTANTS: dict[str, str] = {
     "elapsed-ms-float": "POST /api/chat answers elapsed_ms in fractional milliseconds",
     "leaky-500": (
         "a plain INSERT (the seed's duplicate-key 500), and the 500 shows the database's error"
+    ),
+    "unlocked-check-then-insert": (
+        "no session lock, and a message is stored by SELECT then INSERT if absent: two first "
+        "posts of one new id at once → duplicate key 500 (a race only)"
     ),
 }
 
@@ -156,6 +160,8 @@ class Strategies:
     http_errors: type[Exception] = StarletteHTTPException
     # C-CHAT-4: elapsed seconds → data.elapsed_ms.
     elapsed_ms: Callable[[float], Any] = elapsed_ms
+    # C-MSG-2: what serialises the writers of one session.
+    lock_session: Callable[[store.Conn, str], Awaitable[None]] = store.lock_session
     # C-ERR-3: the answer to an unexpected exception.
     internal_error: Callable[[Exception], ApiError] = errors.internal_error
     # The rest are free choices the benign variants make differently (variants.py).
@@ -200,6 +206,8 @@ _SWAPS: dict[str, dict[str, Any]] = {
     },
     "elapsed-ms-float": {"elapsed_ms": _fractional_ms},
     "leaky-500": {"write_message": store.insert_message, "internal_error": _show_exception},
+    "unlocked-check-then-insert": {"lock_session": store.no_lock,
+                                   "write_message": store.check_then_insert_message},
 }
 
 assert _SWAPS.keys() == MUTANTS.keys(), "every mutant needs a description and a swap"
