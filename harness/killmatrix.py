@@ -56,7 +56,8 @@ OWNERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         ("provider-gets-metadata", ["context"], ["C-CHAT-3"]),
         ("elapsed-ms-float", ["schema"], ["C-CHAT-4"]),
         ("leaky-500", ["server_error"], ["C-ERR-3"]),
-        ("unlocked-check-then-insert", ["expect", "sync", "server_error"], ["C-MSG-2", "C-ERR-3"]),
+        ("unlocked-check-then-insert", ["expect", "sync", "server_error"],
+         ["C-MSG-2", "C-MSG-8", "C-ERR-3"]),
     )
 }
 

@@ -189,3 +189,62 @@ def test_a_backend_whose_database_it_may_not_empty_is_a_usage_error() -> None:
     assert "--reset-db" in str(refused.value.hint)
     with pytest.raises(ConfigError, match="--mutants needs a backend the harness starts"):
         explore_mutants(running, "ci")
+
+
+def test_explore_finds_a_race_by_itself_and_prints_it_as_a_parallel_group(
+        database: Database, config: RunConfig, tmp_path: Path) -> None:
+    """A mutant only two requests at once can catch (SELECT-then-INSERT, no lock): the
+    second client finds it, shrinks it to one parallel group, and the YAML replays it."""
+    mutant = "unlocked-check-then-insert"
+    result = explore(dataclasses.replace(config, mutants=frozenset([mutant])), "ci",
+                     db=database, max_examples=30)
+    assert not result.passed
+    assert result.yaml is not None
+    assert result.steps == 1, result.yaml  # shrunk to the race alone
+    assert "\nsteps:\n- parallel:\n  - title: " in result.yaml
+    assert "500 internal_server_error" in result.yaml
+    path = _save(tmp_path, result.yaml)
+    [scenario] = load_file(path)
+    [group] = scenario.steps
+    assert isinstance(group, ParallelStep) and len(group.parsed) == 2
+    assert all(isinstance(s, HttpStep) and s.http == "POST /api/chat/messages"
+               for s in group.parsed)
+    [on_reference] = run_scenarios([path], config, db=database)
+    assert on_reference.passed, render_failure(on_reference)
+    [on_mutant] = run_scenarios([path], dataclasses.replace(config, mutants=frozenset([mutant])),
+                                db=database)
+    assert not on_mutant.passed
+    assert any(f.check == "expect" and "500" in f.message for f in on_mutant.failures), \
+        render_failure(on_mutant)
+
+
+def test_two_users_claiming_one_id_leave_exactly_one_row(
+        database: Database, config: RunConfig, tmp_path: Path) -> None:
+    """One post wins, the other is 409; an id nobody holds after its claim is a finding,
+    and its YAML carries the check as a db step."""
+    from harness.explore.driver import DEFAULT_MODEL, ExploreHarness, LiveRun
+    from harness.explore.invariants import Claim, claim_steps
+    from harness.explore.races import BOB_SESSION, parallel, sync
+    from harness.targets.inprocess import quiet as quiet_reference
+
+    message = {"id": "msg_claimed", "role": "user", "content": "mine",
+               "timestamp": "2025-08-12T14:35:00.000Z"}
+    either = Expect(status=[201, 409])
+    with ExploreHarness(config, db=database) as harness, quiet_reference():
+        live = LiveRun(harness)
+        live.step(parallel(
+            sync({"sessionId": "${session_id}", "message": message}, "alice", expect=either),
+            sync({"sessionId": BOB_SESSION, "message": message}, "bob", actor="bob",
+                 expect=either)))
+        live.claims.append(Claim("msg_claimed", 0))
+        assert live.check() == []
+        assert sorted(s.status for s in live.run.client.syncs) == [201, 409]
+        live.claims.append(Claim("msg_nobody_holds", 0))  # as if both had been refused
+        failures = live.check()
+        assert [(f.check, f.clause) for f in failures] == [("lost", "C-AUTH-3")], failures
+        assert "msg_nobody_holds" in failures[0].message and "0 times" in failures[0].message
+        steps = claim_steps(live.claims, failures)
+    assert len(steps) == 2  # both claims of the failing step: the held one passes
+    text = scenario_yaml("explored", steps, model=DEFAULT_MODEL, failures=failures)
+    [scenario] = load_file(_save(tmp_path, text))
+    assert len(scenario.steps) == 2
