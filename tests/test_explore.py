@@ -248,3 +248,46 @@ def test_two_users_claiming_one_id_leave_exactly_one_row(
     text = scenario_yaml("explored", steps, model=DEFAULT_MODEL, failures=failures)
     [scenario] = load_file(_save(tmp_path, text))
     assert len(scenario.steps) == 2
+
+
+def test_two_tabs_racing_keep_the_contract_on_the_reference_and_break_the_mutant(
+        database: Database, config: RunConfig) -> None:
+    """Every race of the second client, as it builds them, holds on the reference round
+    after round; the first posts of one new batch from two tabs break the mutant."""
+    from harness.explore.driver import ExploreHarness, LiveRun
+    from harness.explore.races import parallel, sync
+    from harness.targets.inprocess import quiet as quiet_reference
+
+    def turn(n: int, text: str = "hi") -> list[dict[str, object]]:
+        user = {"id": f"msg_t{n}", "role": "user", "content": text,
+                "timestamp": f"2025-08-12T14:{n:02d}:00.000Z"}
+        answer = {"id": f"msg_t{n}_a", "role": "assistant", "content": "yo", "model": "m",
+                  "timestamp": f"2025-08-12T14:{n:02d}:01.000Z", "user_message_id": user["id"],
+                  "total_tokens": 5}
+        return [user, answer]
+
+    def body(messages: list[dict[str, object]]) -> dict[str, object]:
+        return {"sessionId": "${session_id}", "messages": messages}
+
+    with ExploreHarness(config, db=database) as harness, quiet_reference():
+        live = LiveRun(harness)
+        for r in range(5):
+            n = 10 * r
+            live.step(parallel(sync(body(turn(n + 1)), "tab 1"), sync(body(turn(n + 1)), "tab 2")))
+            live.step(parallel(sync(body(turn(n + 2)), "tab 1"),
+                               sync(body([*turn(n + 2), *turn(n + 3)[:1]]), "tab 2")))
+            live.step(parallel(sync(body(turn(n + 4)), "tab 1"), sync(body(turn(n + 5)), "tab 2")))
+            live.step(parallel(sync(body(turn(n + 6)), "tab 1"), sync(body(turn(n + 1)), "old")))
+            live.step(parallel(sync(body(turn(n + 7)), "tab 1"), HttpStep(
+                http="POST /api/chat/session", body={"id": "${session_id}", "title": "t"},
+                expect=Expect(status=200))))
+            assert live.check() == [], r
+        assert live.check(final=True) == []
+
+    mutant = dataclasses.replace(config, mutants=frozenset(["unlocked-check-then-insert"]))
+    with ExploreHarness(mutant, db=database) as harness, quiet_reference():
+        live = LiveRun(harness)
+        live.step(sync(body(turn(1)), "the session exists"))
+        live.step(parallel(sync(body(turn(2)), "tab 1"), sync(body(turn(2)), "tab 2")))
+        failures = live.check()
+        assert any("500" in f.message for f in failures), failures
