@@ -111,10 +111,21 @@ async def check_refused(run: ScenarioRun) -> None:
             clause="C-MSG-3")
 
 
-def refused_steps(run: ScenarioRun) -> list[HttpStep]:
-    """``check_refused`` as scenario steps: each such session reads back 404."""
-    steps = []
-    for session, actor in refused_only(run).items():
+def refused_steps(run: ScenarioRun, claims: Sequence[Claim] = ()) -> list[Step]:
+    """``check_refused`` as scenario steps: each such session reads back 404.
+
+    A session a race's loser posted to is another matter: which post loses
+    changes from run to run, so its step says what holds for either: no session
+    of the race is left without a message (:func:`empty_sessions_step`).
+    """
+    raced = {s for c in claims for s in c.sessions}
+    steps: list[Step] = []
+    refused = refused_only(run)
+    if raced & set(refused):
+        steps.append(empty_sessions_step(run, sorted(raced)))
+    for session, actor in refused.items():
+        if session in raced:
+            continue
         step = HttpStep(title="nothing of the refused batch was stored (C-MSG-3)",
                         http="GET /api/chat/messages",
                         query={"session_id": session.replace(run.client.session_id,
@@ -131,6 +142,7 @@ class Claim:
 
     message_id: str
     step: int
+    sessions: tuple[str, ...] = ()  # the sessions it was posted to (as the run named them)
 
 
 async def check_claims(run: ScenarioRun, claims: Sequence[Claim]) -> None:
@@ -145,6 +157,18 @@ async def check_claims(run: ScenarioRun, claims: Sequence[Claim]) -> None:
                 "lost", f"message {claim.message_id}, posted by two users at once, is stored "
                 f"{len(rows)} times: exactly one post must win (the other 409)",
                 step=claim.step, expected=1, actual=len(rows), clause="C-AUTH-3")
+
+
+def empty_sessions_step(run: ScenarioRun, sessions: list[str]) -> DbStep:
+    """The sessions of a race hold a message each or do not exist: the loser's batch,
+    its new session included, is not stored (C-MSG-3), whoever lost."""
+    named = [s.replace(run.client.session_id, "${session_id}") for s in sessions]
+    return DbStep(
+        title="no session of the race is left empty: nothing of the refused batch (C-MSG-3)",
+        db="SELECT count(*)::int AS n FROM chat_sessions s WHERE s.id IN ("
+        + ", ".join(["%s"] * len(named)) + ") AND NOT EXISTS "
+        "(SELECT 1 FROM chat_messages m WHERE m.session_id = s.id)",
+        params=named, expect=Expect(rows=[{"n": 0}]))
 
 
 def claim_steps(claims: Sequence[Claim], failures: Sequence[Failure]) -> list[Step]:
@@ -164,5 +188,5 @@ def invariant_steps(run: ScenarioRun, failures: Sequence[Failure],
     if "stats" in broken:
         out.append(stats_step(run))
     if "atomic" in broken:
-        out += refused_steps(run)
+        out += refused_steps(run, claims)
     return out + claim_steps(claims, failures)

@@ -146,4 +146,6 @@ class RaceRules:
                  expect=either),
             sync({"sessionId": BOB_SESSION, "message": theirs}, "bob posts the same id",
                  actor="bob", expect=either)))
-        self.live.claims.append(Claim(mine["id"], len(self.live.steps) - 1))
+        alice = CLAIM_SESSION.replace("${session_id}", self.client.session_id)
+        self.live.claims.append(Claim(mine["id"], len(self.live.steps) - 1,
+                                      (alice, BOB_SESSION)))
