@@ -8,6 +8,7 @@ saw it fail.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -169,8 +170,9 @@ def test_the_command_prints_the_finding(capsys: pytest.CaptureFixture[str]) -> N
     code = main(["explore", "--mutant", "rate-limit-as-502", "--db", "embedded"])
     out = capsys.readouterr().out
     assert code == 1, out
-    assert "--mutant rate-limit-as-502): broken in 1 step(s): outcome" in out
-    assert "status: 429" in out and "\nsteps:\n- chat: " in out
+    # 1 or 2 steps: how far Hypothesis shrinks depends on the machine's rules
+    assert re.search(r"--mutant rate-limit-as-502\): broken in [12] step\(s\): outcome", out)
+    assert "status: 429" in out and "\nsteps:\n- " in out and "\n- chat: " in out
 
 
 def test_an_unknown_profile_is_a_usage_error(config: RunConfig) -> None:
