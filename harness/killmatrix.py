@@ -61,6 +61,8 @@ OWNERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         ("stats-read-modify-write", ["expect"], ["C-MSG-7"]),
         ("session-select-then-insert", ["expect", "sync"], ["C-SES-2", "C-MSG-6"]),
         ("stats-own-transaction", ["expect"], ["C-MSG-7"]),
+        ("unlocked-check-then-insert", ["expect", "sync", "server_error"],
+         ["C-MSG-2", "C-MSG-8", "C-ERR-3"]),
     )
 }
 

@@ -18,7 +18,7 @@ from harness.checks.conversation import Snapshot
 from harness.config import RunConfig
 from harness.db import Database
 from harness.errors import ConfigError
-from harness.explore.invariants import check_refused, check_stats
+from harness.explore.invariants import Claim, check_claims, check_refused, check_stats
 from harness.refusals import Tally
 from harness.result import Failure
 from harness.runner.run import ScenarioRun
@@ -90,6 +90,7 @@ class LiveRun:
     def __init__(self, harness: ExploreHarness) -> None:
         self.harness = harness
         self.run = harness.new_run()
+        self.claims: list[Claim] = []  # ids two users posted at once (harness.explore.races)
         harness.call(self.run.begin())
 
     @property
@@ -121,6 +122,7 @@ class LiveRun:
             if not final and not run.result.failures:
                 await check_stats(run)
                 await check_refused(run)
+                await check_claims(run, self.claims)
 
         if not run.result.failures:  # the step itself may have failed already
             self.harness.call(checks())

@@ -17,13 +17,14 @@ so a failure of either is written into the saved scenario as steps with an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from harness.checks.conversation import final_versions, owners
 from harness.contract import oracle
 from harness.contract.oracle import parse_ts
-from harness.scenario.model import Expect, HttpStep
+from harness.scenario.model import DbStep, Expect, HttpStep
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -110,10 +111,21 @@ async def check_refused(run: ScenarioRun) -> None:
             clause="C-MSG-3")
 
 
-def refused_steps(run: ScenarioRun) -> list[HttpStep]:
-    """``check_refused`` as scenario steps: each such session reads back 404."""
-    steps = []
-    for session, actor in refused_only(run).items():
+def refused_steps(run: ScenarioRun, claims: Sequence[Claim] = ()) -> list[Step]:
+    """``check_refused`` as scenario steps: each such session reads back 404.
+
+    A session a race's loser posted to is another matter: which post loses
+    changes from run to run, so its step says what holds for either: no session
+    of the race is left without a message (:func:`empty_sessions_step`).
+    """
+    raced = {s for c in claims for s in c.sessions}
+    steps: list[Step] = []
+    refused = refused_only(run)
+    if raced & set(refused):
+        steps.append(empty_sessions_step(run, sorted(raced)))
+    for session, actor in refused.items():
+        if session in raced:
+            continue
         step = HttpStep(title="nothing of the refused batch was stored (C-MSG-3)",
                         http="GET /api/chat/messages",
                         query={"session_id": session.replace(run.client.session_id,
@@ -123,12 +135,58 @@ def refused_steps(run: ScenarioRun) -> list[HttpStep]:
     return steps
 
 
-def invariant_steps(run: ScenarioRun, failures: Sequence[Failure]) -> list[Step]:
+@dataclass(frozen=True)
+class Claim:
+    """Two users posted one new message id at once (harness.explore.races): exactly one
+    of them holds it after, whatever the order (C-AUTH-3)."""
+
+    message_id: str
+    step: int
+    sessions: tuple[str, ...] = ()  # the sessions it was posted to (as the run named them)
+
+
+async def check_claims(run: ScenarioRun, claims: Sequence[Claim]) -> None:
+    """Each claimed id has exactly one row: one post won, the other was refused (409)."""
+    if run.db is None:
+        return
+    for claim in claims:
+        rows = run.db.query("SELECT session_id FROM chat_messages WHERE id = %s",
+                            (claim.message_id,))
+        if len(rows) != 1:
+            run.result.fail(
+                "lost", f"message {claim.message_id}, posted by two users at once, is stored "
+                f"{len(rows)} times: exactly one post must win (the other 409)",
+                step=claim.step, expected=1, actual=len(rows), clause="C-AUTH-3")
+
+
+def empty_sessions_step(run: ScenarioRun, sessions: list[str]) -> DbStep:
+    """The sessions of a race hold a message each or do not exist: the loser's batch,
+    its new session included, is not stored (C-MSG-3), whoever lost."""
+    named = [s.replace(run.client.session_id, "${session_id}") for s in sessions]
+    return DbStep(
+        title="no session of the race is left empty: nothing of the refused batch (C-MSG-3)",
+        db="SELECT count(*)::int AS n FROM chat_sessions s WHERE s.id IN ("
+        + ", ".join(["%s"] * len(named)) + ") AND NOT EXISTS "
+        "(SELECT 1 FROM chat_messages m WHERE m.session_id = s.id)",
+        params=named, expect=Expect(rows=[{"n": 0}]))
+
+
+def claim_steps(claims: Sequence[Claim], failures: Sequence[Failure]) -> list[Step]:
+    """``check_claims`` as scenario steps: the broken claims' ids have one row each."""
+    broken = {f.step for f in failures if f.check == "lost" and f.clause == "C-AUTH-3"}
+    return [DbStep(title="exactly one of the two posts won (C-AUTH-3)",
+                   db="SELECT count(*)::int AS n FROM chat_messages WHERE id = %s",
+                   params=[c.message_id], expect=Expect(rows=[{"n": 1}]))
+            for c in claims if c.step in broken]
+
+
+def invariant_steps(run: ScenarioRun, failures: Sequence[Failure],
+                    claims: Sequence[Claim] = ()) -> list[Step]:
     """The steps a saved finding needs to fail as it did: this module's invariants."""
     broken = {f.check for f in failures}
     out: list[Step] = []
     if "stats" in broken:
         out.append(stats_step(run))
     if "atomic" in broken:
-        out += refused_steps(run)
-    return out
+        out += refused_steps(run, claims)
+    return out + claim_steps(claims, failures)

@@ -30,9 +30,11 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from harness.checks.conversation import owners
 from harness.contract.oracle import format_ts, parse_ts
 from harness.explore.driver import DEFAULT_MODEL, ExploreHarness, LiveRun
-from harness.explore.invariants import stored_messages
+from harness.explore.invariants import Claim, stored_messages
+from harness.explore.races import RaceRules
 from harness.result import Failure
 from harness.runner.run import ScenarioRun
 from harness.scenario.frontend import ChatClient, Sync
@@ -127,10 +129,15 @@ class Found:
     steps: tuple[Step, ...]
     failures: list[Failure]
     run: ScenarioRun
+    claims: tuple[Claim, ...] = ()
 
 
-class ConversationMachine(RuleBasedStateMachine):
-    """Bound to a harness session by :func:`bind` (Hypothesis makes one per example)."""
+class ConversationMachine(RaceRules, RuleBasedStateMachine):
+    """Bound to a harness session by :func:`bind` (Hypothesis makes one per example).
+
+    Its rules are one client's actions, a second user's pokes, and (from
+    :class:`~harness.explore.races.RaceRules`) two actions at once.
+    """
 
     harness: ClassVar[ExploreHarness]
     timeouts: ClassVar[bool] = False
@@ -143,6 +150,7 @@ class ConversationMachine(RuleBasedStateMachine):
         self.checked = 0
         self.pokes = 0
         self.hurried = 0
+        self.races = 0
 
     # -- state the rules read ----------------------------------------------------
     @property
@@ -358,7 +366,9 @@ class ConversationMachine(RuleBasedStateMachine):
                                                       "message": message})
 
     def _bob_lists(self) -> HttpStep:
-        return self._bob("GET /api/chat/sessions", 200, {"count": 0})
+        """Only the sessions he won a race for (harness.explore.races)."""
+        his = sum(1 for actor in owners(self.live.run).values() if actor == "bob")
+        return self._bob("GET /api/chat/sessions", 200, {"count": his})
 
     # -- the invariant ---------------------------------------------------------------
     @invariant()
@@ -378,7 +388,7 @@ class ConversationMachine(RuleBasedStateMachine):
     def _judge(self, failures: list[Failure]) -> None:
         if failures:
             self.found.append(Found(steps=self.live.steps, failures=failures,
-                                    run=self.live.run))
+                                    run=self.live.run, claims=tuple(self.live.claims)))
             raise ContractBroken("; ".join(f"[{f.check}] {f.message}" for f in failures[:3]))
 
 

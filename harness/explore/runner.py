@@ -108,7 +108,7 @@ def explore(config: RunConfig, profile: str = "ci", *, db: Database | None = Non
     if machine.found:
         found = machine.found[-1]  # Hypothesis replays the shrunk sequence last
         # the explorer's own invariants, as steps: the scenario fails the same way
-        steps_out = [*found.steps, *invariant_steps(found.run, found.failures)]
+        steps_out = [*found.steps, *invariant_steps(found.run, found.failures, found.claims)]
         options = "".join(f" --mutant {m}" for m in sorted(config.mutants))
         note = (f"Found by: chat-harness explore --profile {profile}{options}\n"
                 "Save it under scenarios/ and it fails the same way: a regression test.")

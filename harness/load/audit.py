@@ -5,7 +5,9 @@ message once and as the client stored it; the database holds the same rows,
 none lost, none extra, and a ``chat_sessions`` row of the client's user whose
 ``message_count`` and ``total_tokens`` are exact; the API's session shows the
 same stats. Without database access (a target reached by URL alone) the
-stored and lost counts come from the API's listing.
+stored and lost counts come from the API's listing. Then the duplicate first
+posts (a new id posted at once by two clients of one user): each is stored
+once, in the session it was posted to, and listed once there.
 
 Every finding is a problem on the report, named after its client; the counts
 (stored, lost, duplicated, sessions with exact stats) feed its summary.
@@ -41,8 +43,8 @@ async def audit(traffic: Traffic, clients: list[Client], db: Database | None) ->
     report.sessions = len(clients)
     stored = _read_database(db, clients) if db is not None else None
     report.db_checked = stored is not None
-    for cl in clients:
-        await _audit_client(traffic, cl, stored)
+    listed = {cl.client.session_id: await _audit_client(traffic, cl, stored) for cl in clients}
+    _check_twin_posts(traffic, listed, _twin_rows(db, traffic) if db is not None else None)
 
 
 def _read_database(db: Database, clients: list[Client]) -> _Stored:
@@ -57,7 +59,8 @@ def _read_database(db: Database, clients: list[Client]) -> _Stored:
     return stored
 
 
-async def _audit_client(traffic: Traffic, cl: Client, stored: _Stored | None) -> None:
+async def _audit_client(traffic: Traffic, cl: Client, stored: _Stored | None) -> list[Any]:
+    """Audit one client; the ids the API lists for its session."""
     report = traffic.report
     c = cl.client
     held = {m["id"]: m for m in c.history}
@@ -73,6 +76,35 @@ async def _audit_client(traffic: Traffic, cl: Client, stored: _Stored | None) ->
         db_exact = True
     api_exact = await _check_api_stats(traffic, cl, expected)
     report.stats_exact += db_exact and api_exact
+    return ids
+
+
+def _twin_rows(db: Database, traffic: Traffic) -> dict[str, list[str]]:
+    """The sessions holding each id posted by two clients at once, by the rows."""
+    out: dict[str, list[str]] = {}
+    for row in db.query("SELECT id, session_id FROM chat_messages WHERE id = ANY(%s)",
+                        [list(traffic.twin_posts)]):
+        out.setdefault(row["id"], []).append(row["session_id"])
+    return out
+
+
+def _check_twin_posts(traffic: Traffic, listed: dict[str, list[Any]],
+                      rows: dict[str, list[str]] | None) -> None:
+    """Each duplicate first post is stored once, in its session, and listed once there."""
+    report = traffic.report
+    report.twin_posts = len(traffic.twin_posts)
+    for mid, cl in traffic.twin_posts.items():
+        session = cl.client.session_id
+        holders = (rows.get(mid, []) if rows is not None
+                   else [s for s, ids in listed.items() for i in ids if i == mid])
+        times = listed.get(session, []).count(mid)
+        if holders == [session] and times == 1:
+            report.twin_exact += 1
+            continue
+        where = "the rows" if rows is not None else "the API"
+        traffic.problem(cl, f"{mid}, posted at once by two clients of its user: held by "
+                        f"{holders or 'no session'} (by {where}), listed {times} times in "
+                        f"{session}; expected once, there")
 
 
 def _expected_stats(c: ChatClient) -> tuple[int, int]:

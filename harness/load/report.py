@@ -41,6 +41,8 @@ class LoadReport:
     lost: int = 0
     duplicated: int = 0
     stats_exact: int = 0  # sessions whose stats are exact
+    twin_posts: int = 0  # new ids posted at once by two clients of one user
+    twin_exact: int = 0  # ... stored once, in their session
     sessions: int = 0
     planned_left: int = 0  # provider answers planned and never asked for
     db_checked: bool = True
@@ -87,6 +89,8 @@ class LoadReport:
             f"  stored {self.stored} of {self.expected} messages: {self.lost} lost, "
             f"{self.duplicated} duplicated" + ("" if self.db_checked else
                                                " (API only: no database access)"),
+            f"  duplicate first posts (a new id posted at once by two clients of one user): "
+            f"{self.twin_exact} of {self.twin_posts} stored once, in their session",
             f"  5xx: {self.unexpected_5xx} unexpected ({scripted} scripted 502s passed on)",
             f"  stats exact for {self.stats_exact} of {self.sessions} sessions; "
             f"provider answers planned but not asked for: {self.planned_left}",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.load.audit import audit
-from harness.load.clients import MODEL, Client
+from harness.load.clients import MODEL, Client, pair_twins
 from harness.load.report import LoadReport
 from harness.load.traffic import Traffic
 from harness.options import LOAD, add_options, config_options
@@ -50,6 +50,7 @@ def run_load(config: RunConfig, options: LoadOptions) -> LoadReport:
     salt = secrets.token_hex(3) if config.mode == "url" else ""
     clients = [Client(i, options.seed, options.turns, config.jwt_secret, salt, options.model)
                for i in range(options.clients)]
+    pair_twins(clients)
     with Harness(config) as harness:
         harness.start()
         if config.mode == "url" and config.reset_db and harness.has_db:

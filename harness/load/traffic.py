@@ -30,6 +30,9 @@ class Traffic:
         self.http = http
         self.report = report
         self.timeout_s = timeout_s
+        # ids posted at once by a client and its twin: id -> the client whose turn it is
+        self.twin_posts: dict[str, Client] = {}
+        self.posted: set[str] = set()  # every id a sync has carried
 
     async def send(self, client: Client, kind: str, method: str, path: str, *,
                    body: Any = None, params: dict[str, str] | None = None,
@@ -104,15 +107,20 @@ class Traffic:
                          f"planned for it: {turn.reply[:60]!r}")
 
     async def sync(self, client: Client, turn: Turn, body: dict[str, Any]) -> None:
-        """Store the batch; again right after, or twice at once, as the turn says."""
+        """Store the batch; again right after, or twice at once (by this client, or by
+        this client and its twin: duplicate first posts), as the turn says."""
         times = 1 if turn.sync == "once" else 2
-        if turn.sync == "concurrent":
+        if turn.sync in ("concurrent", "twin"):
+            senders = [client, client.twin or client] if turn.sync == "twin" else [client] * 2
+            if turn.sync == "twin":  # the ids never posted before: first posts
+                self.twin_posts.update({m["id"]: client for m in body["messages"]
+                                        if m["id"] not in self.posted})
             results = await asyncio.gather(*(
-                self.send(client, "sync", "POST", SYNC_PATH, body=body)
-                for _ in range(times)))
+                self.send(sender, "sync", "POST", SYNC_PATH, body=body) for sender in senders))
         else:
             results = [await self.send(client, "sync", "POST", SYNC_PATH, body=body)
                        for _ in range(times)]
+        self.posted.update(m["id"] for m in body["messages"])
         for status, answer in results:
             if not 200 <= status < 300:
                 ids = ", ".join(m["id"] for m in body["messages"])

@@ -87,11 +87,15 @@ MUTANTS: dict[str, str] = {
         "race: messages committed first, stats refreshed in a second transaction that reads "
         "without the lock: stats disagree with the rows in between, or for good"
     ),
+    "unlocked-check-then-insert": (
+        "no session lock, and a message is stored by SELECT then INSERT if absent: two first "
+        "posts of one new id at once → duplicate key 500 (a race only)"
+    ),
 }
 
 # the mutants that only concurrent requests reveal (the kill-probability runs: --repeat)
 RACE_MUTANTS = ("check-then-insert", "session-select-then-insert", "stats-own-transaction",
-                "stats-read-modify-write")
+                "stats-read-modify-write", "unlocked-check-then-insert")
 
 
 def check_mutant_names(names: Iterable[str]) -> None:
@@ -234,6 +238,8 @@ _SWAPS: dict[str, dict[str, Any]] = {
                                    "create_session": races.insert_session_or_taken},
     "stats-own-transaction": {"refresh_stats": races.no_stats,
                               "after_commit": races.stats_after_commit},
+    "unlocked-check-then-insert": {"open_session": store.find_session,
+                                   "write_message": store.check_then_insert_message},
 }
 
 assert _SWAPS.keys() == MUTANTS.keys(), "every mutant needs a description and a swap"

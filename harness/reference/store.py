@@ -9,6 +9,7 @@ is retried on deadlock / serialization failure by `in_transaction`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -279,6 +280,28 @@ async def insert_or_keep_message(conn: Conn, row: Row) -> Row | None:
         f"SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE id = %s AND session_id = %s",
         (row["id"], row["session_id"]),
     )
+
+
+# Mutant `unlocked-check-then-insert`: how long a writer waits between its check and its
+# insert; a real backend's window is a round trip or two, this one is hit every time.
+RACE_WINDOW_S = 0.05
+
+
+async def check_then_insert_message(conn: Conn, row: Row) -> Row | None:
+    """Mutant `unlocked-check-then-insert`: the classic "SELECT, then INSERT if absent".
+
+    Two first posts of one new id at once both find it absent and both
+    insert: the second fails on the primary key (a 500). Sequentially it is
+    correct, so only concurrent posts can catch it.
+    """
+    found = await fetch_one(conn, "SELECT session_id FROM chat_messages WHERE id = %s",
+                            (row["id"],))
+    if found is None:
+        await asyncio.sleep(RACE_WINDOW_S)
+        return await fetch_one(conn, _INSERT + f"RETURNING {MESSAGE_COLUMNS}", row)
+    if found["session_id"] != row["session_id"]:
+        return None
+    return await fetch_one(conn, _UPSERT, row)
 
 
 async def upsert_paired_one_back(conn: Conn, row: Row) -> Row | None:

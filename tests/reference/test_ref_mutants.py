@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -254,3 +255,19 @@ async def test_mutants_combine(db: str) -> None:
     names: Any = {"order-by-storage", "server-timestamp"}
     async with backend(db, mutants=names) as api:
         assert (await api.store("s1", user_msg("u1", "q", 0))).status_code == 201
+
+
+async def test_unlocked_check_then_insert(db: str) -> None:
+    """Correct one request at a time; two first posts of one new id at once: one 500."""
+    async with backend(db, mutants={"unlocked-check-then-insert"}) as api:
+        first = user_msg("u1", "q", 0)
+        assert (await api.store("s1", first)).status_code == 201
+        assert (await api.store("s1", first, assistant_msg("a1", "r", 1, "u1"))).status_code == 201
+        assert [m["id"] for m in await api.read_ok("s1")] == ["u1", "a1"]
+        new = user_msg("u2", "again", 2)
+        answers = await asyncio.gather(api.store("s1", new), api.store("s1", new))
+        assert sorted(r.status_code for r in answers) == [201, 500]
+    async with backend(db) as api:  # the reference: both stored, one row
+        new = user_msg("u3", "once more", 3)
+        answers = await asyncio.gather(api.store("s1", new), api.store("s1", new))
+        assert [r.status_code for r in answers] == [201, 201]
