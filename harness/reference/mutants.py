@@ -88,8 +88,8 @@ MUTANTS: dict[str, str] = {
         "without the lock: stats disagree with the rows in between, or for good"
     ),
     "unlocked-check-then-insert": (
-        "no session lock, and a message is stored by SELECT then INSERT if absent: two first "
-        "posts of one new id at once → duplicate key 500 (a race only)"
+        "race: no session lock, and a message is stored by SELECT then INSERT if absent: two "
+        "first posts of one new id at once → duplicate key 500"
     ),
 }
 
