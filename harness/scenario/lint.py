@@ -36,7 +36,7 @@ from harness.scenario.model import (
 # The provider timeout the rules assume; a run's own (C-RUN-1's PROVIDER_TIMEOUT_MS)
 # only matters for answers scripted with a bare delay_ms near it.
 TIMEOUT_MS = 1000
-BUILTINS = ("session_id", "user_id", "provider_api_key")
+BUILTINS = ("session_id", "user_id", "provider_api_key", "round")
 _CHAT_ROUTES = ("/api/chat", "/api/chat/stream")
 
 
@@ -119,8 +119,11 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
                                 hint="e.g. 2025-08-12T14:35:45.281Z")
         if isinstance(step, RetryStep):
             _retry(steps, index, step, where("retry"), key)
-        subs = step.parsed if isinstance(step, ParallelStep) else (step,)
-        if any(isinstance(s, ResyncStep) for s in subs) and not synced:
+        subs = _subs(step)
+        ahead = synced or (isinstance(step, ParallelStep)
+                           and any(_syncs(s) for s in step.before_parsed))
+        resyncs = step.parsed if isinstance(step, ParallelStep) else subs
+        if any(isinstance(s, ResyncStep) for s in resyncs) and not ahead:
             raise ScenarioError("resync needs an earlier sync", location=where(), key=key,
                                 hint="put a chat step (or an http POST /api/chat/messages) "
                                 "before it")
@@ -147,7 +150,7 @@ def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
 def _syncs(step: Step) -> bool:
     """Whether the step makes the client store something (what a resync sends again)."""
     if isinstance(step, ChatStep):
-        return step.sync
+        return True  # stored, or held back for a later resync (sync: false)
     if isinstance(step, RetryStep):
         return True
     if isinstance(step, HttpStep):
@@ -222,6 +225,8 @@ def _variables(step: Step, known: set[str], where: Location, key: str,
                 "another with 'as: NAME')")
         if name in known or (name.startswith("http_date.") and name[10:].isdigit()):
             continue
+        if name.startswith("fresh.") and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name[6:]):
+            continue  # a new id in each round (each step, outside parallel:)
         listed = ", ".join(sorted(known))
         raise ScenarioError(
             f"unknown variable ${{{name}}}", location=where, key=key,
@@ -238,16 +243,22 @@ ACTOR = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 def _subs(step: Step) -> tuple[Step, ...]:
-    return step.parsed if isinstance(step, ParallelStep) else (step,)
+    """The step, or a parallel step's ``before:`` steps and then its own."""
+    return (*step.before_parsed, *step.parsed) if isinstance(step, ParallelStep) else (step,)
 
 
 def _raw_subs(step: Step, raw: Any, key: str, line: int) -> list[tuple[Step, Any, str, int]]:
     """The step, or a parallel step's steps, with their YAML nodes, keys and lines."""
     if not isinstance(step, ParallelStep):
         return [(step, raw, key, line)]
-    items = raw["parallel"]
-    return [(sub, items[j], f"{key}.parallel[{j}]", items.line_of(j))
-            for j, sub in enumerate(step.parsed)]
+    out = []
+    for name, subs in (("before", step.before_parsed), ("parallel", step.parsed)):
+        items = raw.get(name)
+        if not isinstance(items, yamlsource.NodeList):
+            continue
+        out += [(sub, items[j], f"{key}.{name}[{j}]", items.line_of(j))
+                for j, sub in enumerate(subs)]
+    return out
 
 
 def _line(raw: Any, key: str, where: Location) -> Location:

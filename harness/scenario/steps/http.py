@@ -43,7 +43,9 @@ async def http(run: StepRun, index: int, step: HttpStep) -> None:
     else:
         run.expect(index, ex, step.expect, default="2xx")
     if method == "POST" and route == "/api/chat/messages" and isinstance(body, dict):
-        run.client.syncs.append(Sync(step=index, actor=step.actor, body=body, status=ex.status))
+        record = Sync(step=index, actor=step.actor, body=body, status=ex.status)
+        run.client.syncs.append(record)
+        run.client.last_batch = record
     capture(run, index, step, {"response": ex.response_body, "request": body}, ex)
 
 
