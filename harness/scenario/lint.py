@@ -120,10 +120,12 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
         if isinstance(step, RetryStep):
             _retry(steps, index, step, where("retry"), key)
         subs = _subs(step)
-        ahead = synced or (isinstance(step, ParallelStep)
-                           and any(_syncs(s) for s in step.before_parsed))
+        ahead, lonely = synced, False  # before: runs in order, then the group at once
+        for sub in step.before_parsed if isinstance(step, ParallelStep) else ():
+            lonely = lonely or (isinstance(sub, ResyncStep) and not ahead)
+            ahead = ahead or _syncs(sub)
         resyncs = step.parsed if isinstance(step, ParallelStep) else subs
-        if any(isinstance(s, ResyncStep) for s in resyncs) and not ahead:
+        if lonely or (any(isinstance(s, ResyncStep) for s in resyncs) and not ahead):
             raise ScenarioError("resync needs an earlier sync", location=where(), key=key,
                                 hint="put a chat step (or an http POST /api/chat/messages) "
                                 "before it")
