@@ -7,6 +7,7 @@ the loader takes every step kind into a group and refuses what cannot run.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from runs import chat_harness
@@ -84,3 +85,79 @@ def test_the_race_family_passes_on_the_reference(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert len(results["scenarios"]) >= 10
+
+
+# A backend that answers POST /api/chat/sessions only once two of them are in flight at
+# the same time (else, after 20 s, 500): a harness that sent a group's requests one
+# after another, or over one connection, cannot pass it.
+_TWO_AT_ONCE = '''
+import json, os, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+meet = threading.Barrier(2)
+peers = []
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/api/chat/messages"):
+            self._send(200, {"messages": [], "count": 0})
+        elif self.path.startswith("/api/chat/session"):
+            self._send(200, {"session": {"message_count": 0, "total_tokens": 0,
+                                         "last_message_preview": None, "last_model": None}})
+        else:
+            self._send(200, {"status": "ok"})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        try:
+            meet.wait(timeout=20)
+        except threading.BrokenBarrierError:
+            meet.reset()
+            self._send(500, {"error": "alone", "code": "internal_server_error"})
+            return
+        print("together", self.client_address[1], flush=True)
+        self._send(201, {"session": {}, "success": True})
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+def test_a_group_reaches_a_black_box_over_concurrent_connections(tmp_path: Path) -> None:
+    backend = _write(tmp_path, "two_at_once.py", _TWO_AT_ONCE)
+    _write(tmp_path, "meet.yaml", """name: meet
+checks: {envelope: false, schema: false, idempotent: false}
+steps:
+  - parallel:
+      - http: POST /api/chat/sessions
+        body: {id: "${fresh.conv}"}
+        expect: {status: 201}
+      - http: POST /api/chat/sessions
+        as: bob
+        body: {id: "${fresh.conv}"}
+        expect: {status: 201}
+    rounds: 3
+    barrier: true
+""")
+    import sys
+
+    done = chat_harness("run", str(tmp_path / "meet.yaml"), "--reports", str(tmp_path / "r"),
+                        "--target-cmd", f"exec {sys.executable} {backend}", tmp=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    log = (tmp_path / "r" / "target.log").read_text()
+    ports = re.findall(r"together (\d+)", log)
+    assert len(ports) == 6, log  # every request met another one in flight
+    for first, second in zip(ports[::2], ports[1::2], strict=True):
+        assert first != second  # two connections, not one
