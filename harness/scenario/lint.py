@@ -106,12 +106,15 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
         key = f"steps[{index}]"
         _variables(step, known, where(), key, actors)
         for sub, sub_raw, sub_key, sub_line in _raw_subs(step, raw, key, raw_steps.line_of(index)):
+            if isinstance(sub, ChatStep) and not (sub.model or header.model):
+                raise ScenarioError("a chat step needs a model",
+                                    location=Location(display, sub_line), key=f"{sub_key}.model",
+                                    hint="add 'model:' to the step or to the scenario")
             _actor(sub, sub_raw, Location(display, sub_line), sub_key)
             _answers(sub, sub_raw, Location(display, sub_line), sub_key,
                      _models(sub, header, steps, index))
-        if isinstance(step, ChatStep) and not (step.model or header.model):
-            raise ScenarioError("a chat step needs a model", location=where(), key=f"{key}.model",
-                                hint="add 'model:' to the step or to the scenario")
+        if isinstance(step, ParallelStep):
+            _group_retry(steps, index, step, where(), key)
         if isinstance(step, ChatStep) and step.at is not None and oracle.parse_ts(
                 step.at) is None:
             raise ScenarioError(f"expected an ISO-8601 timestamp, got {step.at!r}",
@@ -132,6 +135,29 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
         _expectation(step, where, key)
         synced = synced or any(_syncs(s) for s in subs)
         known.update(name for s in subs for name in s.capture)
+
+
+def _group_retry(steps: Sequence[Step], index: int, step: ParallelStep, where: Location,
+                 key: str) -> None:
+    """A retry in a group resends a message that failed: in every round, one of ``before:``."""
+    retries = [j for j, s in enumerate(step.parsed) if isinstance(s, RetryStep)]
+    if not retries:
+        return
+
+    def fails(s: Step) -> bool:
+        outcome = step_outcome(s)
+        return isinstance(s, ChatStep) and outcome is not None and outcome.failed
+
+    if any(fails(s) for s in step.before_parsed):
+        return
+    if step.rounds == 1 and any(fails(s) for s in steps[:index]):
+        return
+    raise ScenarioError(
+        "a retry in a parallel group needs a message that failed before the group"
+        + (f", in each of its {step.rounds} rounds" if step.rounds > 1 else ""),
+        location=where, key=f"{key}.parallel[{retries[0]}]",
+        hint="put a chat step whose provider fails into 'before:' (e.g. 'provider: "
+        "{status: 503}' with 'sync: false'), so that every round has one to retry")
 
 
 def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
