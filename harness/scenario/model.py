@@ -244,8 +244,8 @@ class ParallelStep(_Step):
     barrier: bool = False
     before: list[Any] = Field(default_factory=list)
     parsed: tuple[Any, ...] = ()  # the validated steps (set by the loader)
-    before_parsed: tuple[Any, ...] = ()
-    lines: tuple[int, ...] = ()  # the line of each step of the group
+    before_parsed: tuple[Any, ...] = Field(default=(), exclude=True)
+    lines: tuple[int, ...] = Field(default=(), exclude=True)  # the line of each step of the group
 
 
 Step = ChatStep | StreamStep | RetryStep | ResyncStep | HttpStep | DbStep | ParallelStep
