@@ -9,7 +9,7 @@ import pytest
 from harness.scenario.load import discover, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
-AREAS = {"chat", "stream", "messages", "sessions", "auth", "errors", "seed", "run"}
+AREAS = {"chat", "stream", "messages", "sessions", "auth", "errors", "seed", "run", "races"}
 FILES = discover([ROOT / "scenarios"])
 
 
