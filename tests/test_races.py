@@ -95,7 +95,7 @@ import json, os, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 meet = threading.Barrier(2)
-peers = []
+say = threading.Lock()  # one line at a time from the two threads
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -128,7 +128,8 @@ class Handler(BaseHTTPRequestHandler):
             meet.reset()
             self._send(500, {"error": "alone", "code": "internal_server_error"})
             return
-        print("together", self.client_address[1], flush=True)
+        with say:
+            print("together", self.client_address[1], flush=True)
         self._send(201, {"session": {}, "success": True})
 
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
