@@ -7,9 +7,15 @@ the scenario language, the checks, the runner and the reporters all use it.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+# Where a failure happened inside a step, when the step runs several requests at once
+# (``round 3 of 20, request 2 (line 14)``): set by the task of each request of a
+# ``parallel:`` round, and put in front of the message of every failure it reports.
+WHERE: ContextVar[str | None] = ContextVar("chat_harness_where", default=None)
 
 
 class Check(StrEnum):
@@ -133,4 +139,7 @@ class ScenarioResult:
         return not self.failures and self.skipped is None
 
     def fail(self, check: Check | str, message: str, **kw: Any) -> None:
+        where = WHERE.get()
+        if where:
+            message = f"{where}: {message}"
         self.failures.append(Failure(check=Check(check), message=message, **kw))

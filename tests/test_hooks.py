@@ -96,4 +96,5 @@ def test_the_table_declares_each_kind_once() -> None:
     for name, kind in steps.KINDS.items():
         assert kind.model.model_fields["kind"].default == name
         assert kind.handler.__module__.startswith("harness.scenario.steps."), name
-    assert sorted(n for n, k in steps.KINDS.items() if k.parallel) == ["http", "resync"]
+    assert sorted(n for n, k in steps.KINDS.items() if k.parallel) == [
+        "chat", "db", "http", "resync", "retry", "stream"]  # all but parallel itself

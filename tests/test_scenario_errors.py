@@ -78,9 +78,9 @@ def _load(tmp_path: Path, text: str) -> ScenarioError:
             id="duplicate-key",
         ),
         pytest.param(
-            GOOD_HEAD + "  - parallel:\n      - resync\n      - chat: hi\n", 6,
-            "steps[0].parallel[1]", ["a chat step cannot run in parallel"],
-            id="chat-in-parallel",
+            GOOD_HEAD + "  - parallel:\n      - resync\n      - parallel: [resync, resync]\n", 6,
+            "steps[0].parallel[1]", ["a parallel step cannot run inside another"],
+            id="parallel-in-parallel",
         ),
         pytest.param(
             GOOD_HEAD + "  - parallel: [resync]\n", 4, "steps[0].parallel",

@@ -78,6 +78,11 @@ async def check_stored_pairing(run: RunView, state: Snapshot) -> None:
             )
 
 
+def _last_content(messages: Any) -> Any:
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    return last.get("content") if isinstance(last, dict) else None
+
+
 def _shape(messages: Any) -> list[str]:
     if not isinstance(messages, list):
         return [short(messages)]
@@ -91,9 +96,16 @@ async def check_context(run: RunView, state: Snapshot) -> None:
             want = oracle.expected_context(chat.body)
         except oracle.NotApplicable:
             continue
-        for call in run.step_calls.get(chat.step, ()):
-            if not call.path.endswith("/chat/completions"):
-                continue  # e.g. GET /models (section 7): not a completion
+        calls = [c for c in run.step_calls.get(chat.step, ())
+                 if c.path.endswith("/chat/completions")]  # not e.g. GET /models (section 7)
+        if sum(1 for c in run.client.chats if c.step == chat.step) > 1:
+            # a parallel step's chats (and rounds) share its calls, in any order: this
+            # chat's call is one that asks for its context; else the calls for its text
+            if any(c.messages == want and c.model == chat.body.get("model") for c in calls):
+                continue
+            calls = [c for c in calls if _last_content(c.messages) == chat.body.get("message")
+                     ][-1:]
+        for call in calls:
             if call.model != chat.body.get("model"):
                 run.result.fail(
                     "context", f"the provider was asked for model {call.model!r}, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -27,6 +28,7 @@ from harness.scenario import template
 from harness.scenario.frontend import ChatClient, Clock, Sync
 from harness.scenario.load import Scenario
 from harness.scenario.model import Expect, ParallelStep, Step, Token
+from harness.scenario.rounds import PREFIX, SLOT, Fresh, Slot
 from harness.scenario.steps import kind_of
 
 ACTOR_NAMESPACE = uuid.UUID("6f1c3a52-5e0b-4c7e-9d4a-2b8f0c1d9e77")
@@ -51,11 +53,18 @@ class RunContext:
 
 
 class _Variables(dict[str, Any]):
-    """Captures and built-ins; ``users.NAME`` is the user id of actor NAME."""
+    """Captures and built-ins; ``users.NAME`` is the user id of actor NAME, ``fresh.NAME``
+    a new id in each round of a ``parallel:`` (in each step, outside one)."""
 
-    def __init__(self, user_id: Any, values: dict[str, Any]) -> None:
+    def __init__(self, user_id: Any, values: dict[str, Any], fresh: Fresh) -> None:
         super().__init__(values)
         self._user_id = user_id
+        self._fresh = fresh
+
+    def _fresh_name(self, key: object) -> str | None:
+        if isinstance(key, str) and key.startswith(PREFIX) and len(key) > len(PREFIX):
+            return key[len(PREFIX):]
+        return None
 
     def _actor(self, key: object) -> str | None:
         if isinstance(key, str) and key.startswith("users.") and len(key) > 6:
@@ -69,7 +78,7 @@ class _Variables(dict[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return (super().__contains__(key) or self._actor(key) is not None
-                or self._seconds(key) is not None)
+                or self._seconds(key) is not None or self._fresh_name(key) is not None)
 
     def __missing__(self, key: str) -> Any:
         seconds = self._seconds(key)
@@ -77,6 +86,9 @@ class _Variables(dict[str, Any]):
             from email.utils import formatdate
 
             return formatdate(time.time() + seconds, usegmt=True)
+        fresh = self._fresh_name(key)
+        if fresh is not None:
+            return self._fresh.get(fresh)
         actor = self._actor(key)
         if actor is None:
             raise KeyError(key)
@@ -108,10 +120,13 @@ class ScenarioRun:
             scenario_id=scenario.id, file=scenario.display, target=ctx.target,
             reproduce=ctx.reproduce,
         )
+        # ids of ``${fresh.NAME}``: a generator of their own, so that they do not move the
+        # client's ids (and a scenario's ids stay what they were before it used them)
+        self.fresh = Fresh(random.Random(seed ^ 0x5EED))
         self.variables: dict[str, Any] = _Variables(self.user_id, {
             "session_id": session, "user_id": self.user_id("alice"),
-            "provider_api_key": ctx.provider_api_key,
-        })
+            "provider_api_key": ctx.provider_api_key, "round": 1,
+        }, self.fresh)
         self._tokens: dict[str, str] = {}
         self._step: StepRecord | None = None
         # each step's provider calls, as the step's end recorded them (for the checks)
@@ -161,12 +176,15 @@ class ScenarioRun:
         auth: bool = True, purpose: str, token: Token | None = None, raw: bytes | None = None,
     ) -> Exchange:
         """One request to the backend; ``raw`` is sent as the body byte for byte."""
+        slot = SLOT.get()
         sent = {"authorization": f"Bearer {self.token(actor, token)}"} if auth else {}
         if raw is not None or body is not None:
             sent["content-type"] = "application/json"
         sent.update(headers or {})
         content = raw if raw is not None else (
             None if body is None else json.dumps(body).encode())
+        if slot is not None:  # a request of a parallel round: its barrier, if any
+            await slot.before_send()
         started = time.perf_counter()
         status, parsed, got_headers, error = 0, None, {}, None
         try:
@@ -194,6 +212,8 @@ class ScenarioRun:
         self.result.exchanges.append(exchange)
         if self._step is not None and step == self._step.index:
             self._step.exchanges.append(exchange)
+        if slot is not None:
+            slot.exchanges.append(exchange)
         return exchange
 
     async def read_messages(self, session_id: str, actor: str) -> Exchange:
@@ -238,6 +258,7 @@ class ScenarioRun:
                             line=self.scenario.step_lines[index])
         self.result.steps.append(record)
         self._step = record
+        self.begin_round(index, 1)
         self.ctx.provider.begin_step(index, self._plans(step))
         try:
             await self.perform(index, step)
@@ -258,6 +279,28 @@ class ScenarioRun:
         from harness.runner import steps
 
         await steps.execute(self, index, step)
+
+    # -- parallel rounds (harness.scenario.steps.parallel) ---------------------------
+    def begin_round(self, index: int, number: int, fresh: list[str] | None = None) -> None:
+        """Round ``number`` of step ``index`` starts: new ``${fresh.*}`` ids, ``${round}``."""
+        self.fresh.next_round(number, int(self.client.clock.now.timestamp() * 1000),
+                              fresh or ())
+        self.variables["round"] = number
+
+    async def warm_connections(self, count: int) -> None:
+        """Open ``count`` connections to the backend (idle in the client's pool), so that
+        the requests a barrier releases go out at once, none waiting to connect."""
+        async def health() -> None:
+            with contextlib.suppress(httpx.HTTPError, TimeoutError):
+                await asyncio.wait_for(self.ctx.client.get("/api/health"),
+                                       self.ctx.request_timeout_s)
+
+        await asyncio.gather(*(health() for _ in range(count)))
+
+    async def judge_round(self, index: int, step: ParallelStep, slots: list[Slot]) -> None:
+        from harness.checks import races
+
+        await races.check_round(self, index, step, slots)
 
     def stop(self, message: str, *, check: Check | str, clause: str | None, step: int) -> None:
         """The steps from here on cannot run because of an answer: fail at ``step`` (the one
@@ -316,7 +359,10 @@ class ScenarioRun:
         return out
 
     def _plans(self, step: Step) -> list[Plan]:
-        subs = step.parsed if isinstance(step, ParallelStep) else (step,)
+        """The step's planned answers; a parallel step's, round after round."""
+        subs: tuple[Step, ...] = (step,)
+        if isinstance(step, ParallelStep):
+            subs = (*step.before_parsed, *step.parsed) * step.rounds
         return [(answer, spec.for_model) for one in subs
                 for spec, answer in zip(one.answers(), self.answers(one), strict=True)]
 

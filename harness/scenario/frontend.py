@@ -79,6 +79,9 @@ class ChatClient:
     step_of: dict[str, int] = field(default_factory=dict)
     syncs: list[Sync] = field(default_factory=list)
     chats: list[Chat] = field(default_factory=list)
+    # the last batch the client stored, or held back (a chat step's ``sync: false``,
+    # status 0): what a ``resync`` posts
+    last_batch: Sync | None = None
 
     def new_id(self, ts: datetime) -> str:
         ms = int(ts.timestamp() * 1000)

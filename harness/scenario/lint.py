@@ -36,7 +36,7 @@ from harness.scenario.model import (
 # The provider timeout the rules assume; a run's own (C-RUN-1's PROVIDER_TIMEOUT_MS)
 # only matters for answers scripted with a bare delay_ms near it.
 TIMEOUT_MS = 1000
-BUILTINS = ("session_id", "user_id", "provider_api_key")
+BUILTINS = ("session_id", "user_id", "provider_api_key", "round")
 _CHAT_ROUTES = ("/api/chat", "/api/chat/stream")
 
 
@@ -106,12 +106,15 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
         key = f"steps[{index}]"
         _variables(step, known, where(), key, actors)
         for sub, sub_raw, sub_key, sub_line in _raw_subs(step, raw, key, raw_steps.line_of(index)):
+            if isinstance(sub, ChatStep) and not (sub.model or header.model):
+                raise ScenarioError("a chat step needs a model",
+                                    location=Location(display, sub_line), key=f"{sub_key}.model",
+                                    hint="add 'model:' to the step or to the scenario")
             _actor(sub, sub_raw, Location(display, sub_line), sub_key)
             _answers(sub, sub_raw, Location(display, sub_line), sub_key,
                      _models(sub, header, steps, index))
-        if isinstance(step, ChatStep) and not (step.model or header.model):
-            raise ScenarioError("a chat step needs a model", location=where(), key=f"{key}.model",
-                                hint="add 'model:' to the step or to the scenario")
+        if isinstance(step, ParallelStep):
+            _group_retry(steps, index, step, where(), key)
         if isinstance(step, ChatStep) and step.at is not None and oracle.parse_ts(
                 step.at) is None:
             raise ScenarioError(f"expected an ISO-8601 timestamp, got {step.at!r}",
@@ -119,14 +122,42 @@ def check(header: Header, steps: Sequence[Step], doc: yamlsource.Node, display: 
                                 hint="e.g. 2025-08-12T14:35:45.281Z")
         if isinstance(step, RetryStep):
             _retry(steps, index, step, where("retry"), key)
-        subs = step.parsed if isinstance(step, ParallelStep) else (step,)
-        if any(isinstance(s, ResyncStep) for s in subs) and not synced:
+        subs = _subs(step)
+        ahead, lonely = synced, False  # before: runs in order, then the group at once
+        for sub in step.before_parsed if isinstance(step, ParallelStep) else ():
+            lonely = lonely or (isinstance(sub, ResyncStep) and not ahead)
+            ahead = ahead or _syncs(sub)
+        resyncs = step.parsed if isinstance(step, ParallelStep) else subs
+        if lonely or (any(isinstance(s, ResyncStep) for s in resyncs) and not ahead):
             raise ScenarioError("resync needs an earlier sync", location=where(), key=key,
                                 hint="put a chat step (or an http POST /api/chat/messages) "
                                 "before it")
         _expectation(step, where, key)
         synced = synced or any(_syncs(s) for s in subs)
         known.update(name for s in subs for name in s.capture)
+
+
+def _group_retry(steps: Sequence[Step], index: int, step: ParallelStep, where: Location,
+                 key: str) -> None:
+    """A retry in a group resends a message that failed: in every round, one of ``before:``."""
+    retries = [j for j, s in enumerate(step.parsed) if isinstance(s, RetryStep)]
+    if not retries:
+        return
+
+    def fails(s: Step) -> bool:
+        outcome = step_outcome(s)
+        return isinstance(s, ChatStep) and outcome is not None and outcome.failed
+
+    if any(fails(s) for s in step.before_parsed):
+        return
+    if step.rounds == 1 and any(fails(s) for s in steps[:index]):
+        return
+    raise ScenarioError(
+        "a retry in a parallel group needs a message that failed before the group"
+        + (f", in each of its {step.rounds} rounds" if step.rounds > 1 else ""),
+        location=where, key=f"{key}.parallel[{retries[0]}]",
+        hint="put a chat step whose provider fails into 'before:' (e.g. 'provider: "
+        "{status: 503}' with 'sync: false'), so that every round has one to retry")
 
 
 def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
@@ -147,7 +178,7 @@ def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
 def _syncs(step: Step) -> bool:
     """Whether the step makes the client store something (what a resync sends again)."""
     if isinstance(step, ChatStep):
-        return step.sync
+        return True  # stored, or held back for a later resync (sync: false)
     if isinstance(step, RetryStep):
         return True
     if isinstance(step, HttpStep):
@@ -222,6 +253,8 @@ def _variables(step: Step, known: set[str], where: Location, key: str,
                 "another with 'as: NAME')")
         if name in known or (name.startswith("http_date.") and name[10:].isdigit()):
             continue
+        if name.startswith("fresh.") and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name[6:]):
+            continue  # a new id in each round (each step, outside parallel:)
         listed = ", ".join(sorted(known))
         raise ScenarioError(
             f"unknown variable ${{{name}}}", location=where, key=key,
@@ -238,16 +271,22 @@ ACTOR = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 def _subs(step: Step) -> tuple[Step, ...]:
-    return step.parsed if isinstance(step, ParallelStep) else (step,)
+    """The step, or a parallel step's ``before:`` steps and then its own."""
+    return (*step.before_parsed, *step.parsed) if isinstance(step, ParallelStep) else (step,)
 
 
 def _raw_subs(step: Step, raw: Any, key: str, line: int) -> list[tuple[Step, Any, str, int]]:
     """The step, or a parallel step's steps, with their YAML nodes, keys and lines."""
     if not isinstance(step, ParallelStep):
         return [(step, raw, key, line)]
-    items = raw["parallel"]
-    return [(sub, items[j], f"{key}.parallel[{j}]", items.line_of(j))
-            for j, sub in enumerate(step.parsed)]
+    out = []
+    for name, subs in (("before", step.before_parsed), ("parallel", step.parsed)):
+        items = raw.get(name)
+        if not isinstance(items, yamlsource.NodeList):
+            continue
+        out += [(sub, items[j], f"{key}.{name}[{j}]", items.line_of(j))
+                for j, sub in enumerate(subs)]
+    return out
 
 
 def _line(raw: Any, key: str, where: Location) -> Location:

@@ -259,24 +259,7 @@ def _step(raw: Any, index: int, line: int, display: str, *, prefix: str | None =
     model = STEP_KINDS[kinds[0]].model
     step = _validate(model, raw, display=display, prefix=key, fallback_line=line)
     if isinstance(step, ParallelStep):
-        items = raw["parallel"]
-        if not isinstance(items, yamlsource.NodeList) or len(items) < 2:
-            raise ScenarioError(
-                "expected a list of at least two steps to send at once",
-                location=loc, key=f"{key}.parallel", hint="e.g. two 'http:' steps",
-            )
-        subs = []
-        for j, item in enumerate(items):
-            sub_step = _step(item, index, items.line_of(j), display, prefix=f"{key}.parallel[{j}]")
-            if not kind_of(sub_step).parallel:
-                together = sorted(k.name for k in STEP_KINDS.values() if k.parallel)
-                raise ScenarioError(
-                    f"a {sub_step.kind} step cannot run in parallel",
-                    location=Location(display, items.line_of(j)), key=f"{key}.parallel[{j}]",
-                    hint=f"parallel takes {' and '.join(together)} steps",
-                )
-            subs.append(sub_step)
-        step = step.model_copy(update={"parsed": tuple(subs)})
+        step = _group(step, raw, index, loc, display, key)
     if isinstance(step, HttpStep):
         method, _, target = step.http.partition(" ")
         if method not in HTTP_METHODS or not target.startswith("/") or any(
@@ -291,6 +274,56 @@ def _step(raw: Any, index: int, line: int, display: str, *, prefix: str | None =
                     f"; methods: {', '.join(HTTP_METHODS)}"),
             )
     return step
+
+
+def _group(step: ParallelStep, raw: Any, index: int, loc: Location, display: str, key: str
+           ) -> ParallelStep:
+    """A ``parallel:`` step's own steps (any kind but ``parallel``) and its ``before:``."""
+    items = raw["parallel"]
+    if not isinstance(items, yamlsource.NodeList) or len(items) < 2:
+        raise ScenarioError(
+            "expected a list of at least two steps to send at once",
+            location=loc, key=f"{key}.parallel",
+            hint="e.g. two 'http:' steps, or '[resync, resync]'",
+        )
+    parsed = {}
+    for field_name in ("parallel", "before"):
+        nodes = raw.get(field_name) if isinstance(raw, yamlsource.Node) else None
+        subs = []
+        if not isinstance(nodes, yamlsource.NodeList):
+            nodes = yamlsource.NodeList()
+            nodes.item_lines = []
+        for j, item in enumerate(nodes):
+            line = nodes.line_of(j)
+            sub_step = _step(item, index, line, display, prefix=f"{key}.{field_name}[{j}]")
+            if isinstance(sub_step, ParallelStep):
+                raise ScenarioError(
+                    "a parallel step cannot run inside another",
+                    location=Location(display, line), key=f"{key}.{field_name}[{j}]",
+                    hint="put its steps into this one's list, or give this one 'rounds:'")
+            if not kind_of(sub_step).parallel:
+                together = sorted(k.name for k in STEP_KINDS.values() if k.parallel)
+                raise ScenarioError(
+                    f"a {sub_step.kind} step cannot run in parallel",
+                    location=Location(display, line), key=f"{key}.{field_name}[{j}]",
+                    hint=f"parallel takes {', '.join(together)} steps")
+            subs.append(sub_step)
+        parsed[field_name] = tuple(subs)
+    scripted = [s for s in parsed["parallel"] if s.answers()]
+    if len({json.dumps([a.model_dump() for a in s.answers()], sort_keys=True)
+            for s in scripted}) > 1 and not all(
+                a.for_model for s in scripted for a in s.answers()):
+        first, other = (i for i, s in enumerate(parsed["parallel"]) if s.answers())
+        raise ScenarioError(
+            "the steps of a parallel group plan different provider answers, but they call "
+            "the provider at once: which call takes which answer depends on the timing",
+            location=Location(display, items.line_of(other)),
+            key=f"{key}.parallel[{other}].provider",
+            hint=f"give them the same provider script as parallel[{first}], or route each "
+            "answer with 'for_model:' and a model of its own")
+    return step.model_copy(update={
+        "parsed": parsed["parallel"], "before_parsed": parsed["before"],
+        "lines": tuple(items.line_of(j) for j in range(len(items)))})
 
 
 # -- files -------------------------------------------------------------------

@@ -167,7 +167,9 @@ class ChatStep(_Step):
     model: str | None = None
     current_message_id: bool | None = None
     at: str | None = None  # the message's timestamp (ISO-8601); default: the scenario clock
-    sync: bool = True  # store the outcome with POST /api/chat/messages, as the app does
+    # store the outcome with POST /api/chat/messages, as the app does; false holds the
+    # batch back (a later ``resync`` posts it, e.g. twice at once in a ``parallel:``)
+    sync: bool = True
 
 
 class StreamStep(ChatStep):
@@ -224,12 +226,26 @@ class HttpStep(_Step):
         return self
 
 
+MAX_ROUNDS = 1000  # a bound, so that a typo cannot hammer a backend for an hour
+
+
 class ParallelStep(_Step):
-    """Several steps sent at once (C-MSG-2 concurrency)."""
+    """Several steps sent at once, over concurrent connections (the races of issue 14).
+
+    ``rounds`` repeats the group, each round with fresh ``${fresh.NAME}`` ids;
+    ``before`` runs in order at the start of every round (e.g. a chat whose sync
+    is held back); ``barrier`` releases every request of a round at once, after
+    each has its connection open.
+    """
 
     kind: Literal["parallel"] = "parallel"
     parallel: list[Any]
-    parsed: tuple[Any, ...] = ()
+    rounds: int = Field(default=1, ge=1, le=MAX_ROUNDS)
+    barrier: bool = False
+    before: list[Any] = Field(default_factory=list)
+    parsed: tuple[Any, ...] = ()  # the validated steps (set by the loader)
+    before_parsed: tuple[Any, ...] = Field(default=(), exclude=True)
+    lines: tuple[int, ...] = Field(default=(), exclude=True)  # the line of each step of the group
 
 
 Step = ChatStep | StreamStep | RetryStep | ResyncStep | HttpStep | DbStep | ParallelStep

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from harness.result import Check, Exchange, ScenarioResult
     from harness.scenario.frontend import ChatClient, Sync
     from harness.scenario.load import Scenario
-    from harness.scenario.model import Expect, Step, Token
+    from harness.scenario.model import Expect, ParallelStep, Step, Token
+    from harness.scenario.rounds import Slot
 
 
 class RunView(Protocol):
@@ -70,6 +71,9 @@ class StepRun(RunView, Protocol):
     @property
     def variables(self) -> MutableMapping[str, Any]: ...  # captures land here
 
+    @property
+    def stopped(self) -> str | None: ...  # why no more steps run (None: the run goes on)
+
     def load_fixture(self, index: int, name: str) -> Any: ...
 
     async def perform(self, index: int, step: Step) -> None: ...  # run a sub-step (parallel)
@@ -88,3 +92,13 @@ class StepRun(RunView, Protocol):
                    ) -> None: ...
 
     def judge_rows(self, index: int, step: Step, rows: list[dict[str, Any]]) -> None: ...
+
+    # the rounds of a parallel step (harness.scenario.steps.parallel)
+    def begin_round(self, index: int, number: int, fresh: list[str] | None = None) -> None:
+        """New ``${fresh.*}`` ids and ``${round}`` for round ``number``."""
+
+    async def warm_connections(self, count: int) -> None:
+        """Open ``count`` connections to the backend (a barrier, before it releases)."""
+
+    async def judge_round(self, index: int, step: ParallelStep, slots: list[Slot]) -> None:
+        """The invariants after a round, whatever the interleaving (harness.checks.races)."""

@@ -12,7 +12,7 @@ from harness.scenario.frontend import Chat
 from harness.scenario.match import short
 from harness.scenario.model import ChatStep, RetryStep, StreamStep
 from harness.scenario.steps.kind import StepKind, capture
-from harness.scenario.steps.resync import sync
+from harness.scenario.steps.resync import hold, sync
 
 if TYPE_CHECKING:
     from harness.scenario.view import StepRun
@@ -55,17 +55,21 @@ async def converse(run: StepRun, index: int, step: ChatStep | RetryStep,
     if data is not None:
         assistant, batch = client.on_success(data, index, clear_error=retrying)
         chat_record.assistant_id = assistant["id"]
-        if do_sync:
-            await sync(run, index, step.actor, {"messages": batch, "sessionId": client.session_id})
+        batch_body: dict[str, Any] = {"messages": batch, "sessionId": client.session_id}
     else:
         failed = client.on_failure(msg, {"error": error_text})
-        if do_sync:
-            await sync(run, index, step.actor, {"message": failed, "sessionId": client.session_id})
+        batch_body = {"message": failed, "sessionId": client.session_id}
+    if do_sync:
+        await sync(run, index, step.actor, batch_body)
+    else:
+        hold(run, index, step.actor, batch_body)
     capture(run, index, step, {"response": ex.response_body, "message": msg, "request": body,
                                "data": data or {}}, ex)
 
 
 KINDS = (
-    StepKind("chat", ChatStep, chat, title=lambda step: f"chat {short(step.chat, 50)}"),
-    StepKind("stream", StreamStep, chat, title=lambda step: f"stream {short(step.stream, 50)}"),
+    StepKind("chat", ChatStep, chat, title=lambda step: f"chat {short(step.chat, 50)}",
+             parallel=True),
+    StepKind("stream", StreamStep, chat, title=lambda step: f"stream {short(step.stream, 50)}",
+             parallel=True),
 )

@@ -50,4 +50,4 @@ async def db(run: StepRun, index: int, step: DbStep) -> None:
 
 
 KINDS = (StepKind("db", DbStep, db, title=lambda step: f"db {short(step.db, 50)}",
-                  pins=lambda step: "it queries the database"),)
+                  pins=lambda step: "it queries the database", parallel=True),)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.scenario import template
 from harness.scenario.frontend import Chat, Sync
@@ -43,10 +43,47 @@ async def http(run: StepRun, index: int, step: HttpStep) -> None:
     else:
         run.expect(index, ex, step.expect, default="2xx")
     if method == "POST" and route == "/api/chat/messages" and isinstance(body, dict):
-        run.client.syncs.append(Sync(step=index, actor=step.actor, body=body, status=ex.status))
+        record = Sync(step=index, actor=step.actor, body=body, status=ex.status)
+        run.client.syncs.append(record)
+        run.client.last_batch = record
     capture(run, index, step, {"response": ex.response_body, "request": body}, ex)
 
 
-KINDS = (StepKind(
-    "http", HttpStep, http, title=lambda step: step.http, parallel=True,
-    pins=lambda step: "its raw requests name fixed session and message ids"),)
+_ID_KEYS = frozenset({"id", "sessionId", "session_id", "user_message_id",
+                      "current_message_id"})
+
+
+def _ids(value: Any) -> list[Any]:
+    """The values under id keys anywhere in a body."""
+    if isinstance(value, dict):
+        return [v for k, v in value.items() if k in _ID_KEYS] + [
+            i for v in value.values() for i in _ids(v)]
+    if isinstance(value, list):
+        return [i for v in value for i in _ids(v)]
+    return []
+
+
+def pins(step: HttpStep) -> str | None:
+    """Why the step needs an emptied database: it names ids of its own.
+
+    A step that names its ids only through variables (``${fresh.conv}``,
+    ``${session_id}``, a capture) pins nothing: each run makes them new. One that
+    names no id, or sends a body the harness does not read (a file, raw bytes),
+    is taken to pin some.
+    """
+    from urllib.parse import parse_qsl, urlsplit
+
+    why = "its raw requests name fixed session and message ids"
+    if step.body_file is not None or step.raw_body is not None:
+        return why
+    _, _, path = step.http.partition(" ")
+    named = _ids(step.body) + [v for k, v in (*step.query.items(),
+                                               *parse_qsl(urlsplit(path.strip()).query))
+                               if k in _ID_KEYS]
+    if named and all(isinstance(v, str) and "${" in v for v in named):
+        return None
+    return why
+
+
+KINDS = (StepKind("http", HttpStep, http, title=lambda step: step.http, parallel=True,
+                  pins=pins),)

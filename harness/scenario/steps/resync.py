@@ -21,15 +21,22 @@ async def sync(run: StepRun, index: int, actor: str, body: dict[str, Any]) -> Ex
     ex = await run.send(index, actor, "POST", "/api/chat/messages", body=body, purpose="sync")
     record = Sync(step=index, actor=actor, body=body, status=ex.status)
     client.syncs.append(record)
+    client.last_batch = record
     run.judge_sync(index, record, ex, stored_before)
     return ex
 
 
+def hold(run: StepRun, index: int, actor: str, body: dict[str, Any]) -> None:
+    """A sync the client holds back (``sync: false``): the next ``resync`` posts it."""
+    run.client.last_batch = Sync(step=index, actor=actor, body=body, status=0)
+
+
 async def resync(run: StepRun, index: int, step: ResyncStep) -> None:
-    if not run.client.syncs:
+    """Post the client's last batch (again: or, held back, for the first time)."""
+    last = run.client.last_batch
+    if last is None:
         raise ScenarioError("resync needs an earlier sync", location=run.scenario.location(index),
                             key=f"steps[{index}]", hint="put a chat step before it")
-    last = run.client.syncs[-1]
     ex = await sync(run, index, last.actor, last.body)
     if step.expect is not None:
         run.expect(index, ex, step.expect, default=None)

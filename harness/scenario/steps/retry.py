@@ -64,4 +64,5 @@ def _depends_on_failure(run: StepRun, index: int, failing: int | None) -> None:
              clause=outcome.clause, step=failing)
 
 
-KINDS = (StepKind("retry", RetryStep, retry, title=lambda step: f"retry {step.retry}"),)
+KINDS = (StepKind("retry", RetryStep, retry, title=lambda step: f"retry {step.retry}",
+                  parallel=True),)
