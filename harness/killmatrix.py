@@ -58,9 +58,9 @@ OWNERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         ("leaky-500", ["server_error"], ["C-ERR-3"]),
         # race mutants: only concurrent requests show them (scenarios/races/)
         ("check-then-insert", ["expect", "sync"], ["C-MSG-2"]),
-        ("stats-read-modify-write", ["expect"], ["C-MSG-7"]),
+        ("stats-read-modify-write", ["expect", "stats"], ["C-MSG-7"]),
         ("session-select-then-insert", ["expect", "sync"], ["C-SES-2", "C-MSG-6"]),
-        ("stats-own-transaction", ["expect"], ["C-MSG-7"]),
+        ("stats-own-transaction", ["expect", "stats"], ["C-MSG-7"]),
         ("unlocked-check-then-insert", ["expect", "sync", "server_error"],
          ["C-MSG-2", "C-MSG-8", "C-ERR-3"]),
     )

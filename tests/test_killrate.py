@@ -12,7 +12,7 @@ from harness.killmatrix import BASELINE, Killer, Row
 from harness.killrate import Rate, Rates, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = Path("scenarios/races/_mutants-two-tabs-new-session.yaml")
+SCENARIO = Path("scenarios/races/two-tabs-new-session.yaml")
 
 
 def _row(name: str, *, caught: bool, benign: bool = False) -> Row:
@@ -57,7 +57,7 @@ def test_repeat_runs_each_backend_n_times(tmp_path: Path) -> None:
     assert [(r["kind"], r["runs"], r["hits"]) for r in rates.values()] == [
         ("baseline", 2, 2), ("mutant", 2, 2), ("variant", 2, 2)]
     assert rates["session-select-then-insert"]["failed_scenarios"] == {
-        "_mutants-two-tabs-new-session": 2}
+        "two-tabs-new-session": 2}
     assert "| `session-select-then-insert` | mutant | caught in 2 of 2 |" in proc.stdout
     assert (reports / "killrate" / "baseline" / "run-2" / "results.json").is_file()
 
