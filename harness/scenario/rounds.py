@@ -77,7 +77,8 @@ class Slot:
 
     @property
     def where(self) -> str:
-        return f"round {self.round} of {self.rounds}, request {self.request} (line {self.line})"
+        line = f" (line {self.line})" if self.line > 0 else ""  # an explored group has none
+        return f"round {self.round} of {self.rounds}, request {self.request}{line}"
 
     async def before_send(self) -> None:
         if self.barrier is not None and not self.passed:
