@@ -216,7 +216,16 @@ class _Step(_Strict):
 
 
 class ChatStep(_Step):
-    """Play the chat front end: send a message, pair and sync the answer."""
+    """Play the chat front end: send a message, pair and sync the answer.
+
+    Plays a correct chat front end, like the app in the seed: makes a user message
+    (``msg_<ms>_<rand>``, timestamp from a deterministic scenario clock), posts
+    ``POST /api/chat`` with the whole local history (failed messages included) and
+    ``current_message_id`` (switch off with ``current_message_id: false``, on the step or
+    under ``client:``). On success it pairs the answer with the returned ``request_id`` and
+    syncs the pair with ``POST /api/chat/messages``; on failure it flags the message
+    ``error: true`` and syncs it alone. Needs a ``model:``, on the step or the scenario.
+    """
 
     kind: Literal["chat"] = "chat"
     chat: str = Field(examples=["what is amazon bedrock?"])
@@ -233,7 +242,11 @@ class ChatStep(_Step):
 
 
 class StreamStep(ChatStep):
-    """Like ``chat``, through ``POST /api/chat/stream``."""
+    """Like ``chat``, through ``POST /api/chat/stream``.
+
+    The text before the final line must equal ``__FINAL_METADATA__.response``; a
+    ``__STREAM_ERROR__`` ending counts as a failure.
+    """
 
     kind: Literal["stream"] = "stream"  # type: ignore[assignment]
     chat: str = ""
@@ -242,7 +255,12 @@ class StreamStep(ChatStep):
 
 
 class RetryStep(_Step):
-    """Resend a failed message under its own id (C-MSG-5)."""
+    """Resend a failed message under its own id (C-MSG-5).
+
+    ``retry: N`` resends the failed message of step N (1-based), ``retry: last`` the last
+    failed one; ``streaming: true`` resends through the stream route. The step it resends
+    must be one whose provider script fails.
+    """
 
     kind: Literal["retry"] = "retry"
     retry: int | Literal["last"] = Field(default="last", examples=["last", 2])
@@ -256,7 +274,11 @@ class RetryStep(_Step):
 
 
 class DbStep(_Step):
-    """Query the harness's PostgreSQL; ``expect.rows`` / ``row_count`` judge the rows."""
+    """Query the harness's PostgreSQL; ``expect.rows`` / ``row_count`` judge the rows.
+
+    Rows are matched in order, listed keys only. Skipped with the reason where the harness
+    has no database access.
+    """
 
     kind: Literal["db"] = "db"
     db: str = Field(examples=["SELECT role, content FROM chat_messages WHERE session_id = %s"])
@@ -266,7 +288,10 @@ class DbStep(_Step):
 
 
 class ResyncStep(_Step):
-    """Post the client's last sync again (C-MSG-2)."""
+    """Post the client's last sync again (C-MSG-2).
+
+    Or the batch a ``sync: false`` chat held back (needs an earlier sync).
+    """
 
     kind: Literal["resync"] = "resync"
     resync: bool | None = None
@@ -274,7 +299,12 @@ class ResyncStep(_Step):
 
 
 class HttpStep(_Step):
-    """Send one raw request, e.g. a bug report's exact payload."""
+    """Send one raw request, e.g. a bug report's exact payload.
+
+    ``body`` (inline), ``body_file``, or ``raw_body`` (bytes sent as is: malformed JSON);
+    ``pad_to: N`` pads the body with spaces to N bytes (the 10 MiB limit); ``query``,
+    ``headers``, ``auth: false`` to send no token.
+    """
 
     kind: Literal["http"] = "http"
     http: str = Field(examples=["POST /api/chat/messages", "GET /api/chat/sessions"])

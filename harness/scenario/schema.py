@@ -110,6 +110,12 @@ def _model(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     for name, sub in schema.pop("$defs", {}).items():
         defs.setdefault(name, sub)
+    fields = {info.alias or name: info for name, info in model.model_fields.items()}
+    for key, prop in schema.get("properties", {}).items():
+        info = fields.get(key)
+        if set(prop) == {"$ref"} and info is not None and info.description:
+            # draft-07 reads nothing beside a $ref: the key's description goes around it
+            schema["properties"][key] = {"allOf": [prop], "description": info.description}
     return schema
 
 
@@ -146,8 +152,10 @@ def _union(kinds: list[StepKind]) -> dict[str, Any]:
     bare = [k.name for k in kinds if _bare(k)]
     if not bare:
         return mapping
-    return {"anyOf": [mapping, {"enum": bare, "description": "a step of this kind with "
-                                "nothing to give"}]}
+    # if/then/else rather than anyOf: a validator then names the misspelt key itself
+    return {"if": {"type": "string"},
+            "then": {"enum": bare, "description": "a step of this kind with nothing to give"},
+            "else": mapping}
 
 
 def generate() -> dict[str, Any]:
