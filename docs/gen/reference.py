@@ -118,8 +118,10 @@ def options() -> str:
 
 
 def _type(prop: dict[str, Any]) -> str:
-    if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+    if "$ref" in prop:  # a model of its own: its table is on the same page
+        name = prop["$ref"].rsplit("/", 1)[-1]
+        anchor = "step-kinds" if name in ("Step", "GroupStep") else name.lower()
+        return f"[{name}](#{anchor})"
     if "const" in prop:
         return json.dumps(prop["const"])
     if "enum" in prop:
