@@ -113,7 +113,7 @@ OPTIONS: tuple[Option, ...] = (
             "(default 60)", _STARTS, type=float, metavar="SECONDS", config="start_timeout_s"),
     _option("--provider-timeout", "PROVIDER_TIMEOUT_MS of the backend, in ms: how long it "
             "waits for the scripted provider; `timeout:` answers come just after it (default: "
-            "50 in-process, 250 with --target-cmd, 1000 with --target-url: set it to the "
+            "80 in-process, 250 with --target-cmd, 1000 with --target-url: set it to the "
             "running backend's own)", _STARTS, type=int, metavar="MS",
             config="provider_timeout_ms", reproduce=lambda c: c.provider_timeout_given),
     _option("--step-timeout", "how long one request may take before the step fails "
