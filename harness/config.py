@@ -64,8 +64,9 @@ def describe_source(folder: Path) -> str:
 # in-process the backend and the scripted provider share one event loop (no network
 # between them), but a scripted gap (the race family's 15 ms) must stay in time when the
 # loop stalls on a busy machine (at 50 ms, a load of 9 on 2 cores broke 2 gaps in 8000);
-# --target-cmd crosses loopback HTTP between processes on a machine that may be busy; --target-url cannot set it: the running backend has its own (C-RUN-1 says
-# 30000 by default; 1000 is what the harness's own commands start it with).
+# --target-cmd crosses loopback HTTP between processes on a machine that may be busy;
+# --target-url cannot set it: the running backend has its own (C-RUN-1 says 30000 by
+# default; 1000 is what the harness's own commands start it with).
 PROVIDER_TIMEOUT_DEFAULTS = {"reference": 80, "cmd": 250, "url": 1000}
 
 
