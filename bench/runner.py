@@ -36,6 +36,9 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "isolation": ("bench.isolation", "measure", "per-scenario isolation"),
     "step": ("bench.step", "measure", "per step: the harness over the raw HTTP calls"),
     "startup": ("bench.suite", "measure_startup", "start-up: one seed scenario, whole process"),
+    "timeout": ("bench.inproc", "measure_timeout", "a provider timeout, in-process"),
+    "autoload": ("bench.inproc", "measure_autoload",
+                 "the pytest plugin in a session that collects no scenario"),
     "suite": ("bench.suite", "measure_suite", "whole suite, whole process"),
     "tavern": ("bench.vs_tavern", "measure", "against Tavern: one 3-request flow, per test"),
 }
@@ -76,6 +79,8 @@ def run_figure(name: str, ctx: Context) -> FigureResult:
 def show(seconds: float | None, unit: str = "s") -> str:
     if seconds is None:
         return "-"
+    if unit == "×":  # a ratio of its own (not against a floor row)
+        return f"{seconds:.2f}×"
     if unit == "ms" or seconds < 0.1:
         ms = seconds * 1000
         return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"

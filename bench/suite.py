@@ -42,7 +42,7 @@ def measure_startup(ctx: Context) -> tuple[list[Row], list[str]]:
     env = bench_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     floor = Row(fig, "bare pytest, one trivial test, no plugins (floor)", [])
     seed = Row(fig, f"chat-harness run {SEED} (--db embedded, warm cache)", [],
-               floor=floor.name, target="≤ 2 s", limit=2.0)
+               floor=floor.name, target="≤ 0.5 s", limit=0.5)
     bare, one = _bare_pytest(work), _run(SEED, reports=work / "reports")
     wall(one, env=env)  # fills the cache if it is cold
     for _ in range(n):
@@ -70,7 +70,7 @@ def measure_suite(ctx: Context) -> tuple[list[Row], list[str]]:
     reports = work / "reports"
     collect = Row(fig, "chat-harness run scenarios --collect-only (floor)", [])
     inproc = Row(fig, "in-process: chat-harness run scenarios", [], floor=collect.name,
-                 target="≤ 10 s", limit=10.0)
+                 target="< 3 s", limit=3.0)
     blackbox = Row(fig, 'black box: --target-cmd "python -m harness.reference"', [],
                    floor=inproc.name, target="≤ 2×", limit=2.0, on_ratio=True)
     xdist = Row(fig, "in-process, -n 2 (pytest-xdist)", [], floor=inproc.name)

@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     ben.add_argument("--only", action="append", default=None, metavar="NAME",
                      help="just this figure (repeatable): pg, restore, isolation, step, "
-                     "startup, suite, tavern")
+                     "startup, timeout, autoload, suite, tavern")
     ben.add_argument("--reports", default="reports", metavar="DIR", help="default: reports")
     from harness import load as load_command
 

@@ -59,6 +59,17 @@ def describe_source(folder: Path) -> str:
     return str(folder)
 
 
+# PROVIDER_TIMEOUT_MS by target mode, unless --provider-timeout says otherwise. A
+# `timeout:` answer costs the run one timeout, so it is as short as the mode allows:
+# in-process the backend and the scripted provider share one event loop (no network
+# between them), but a scripted gap (the race family's 15 ms) must stay in time when the
+# loop stalls on a busy machine (at 50 ms, a load of 9 on 2 cores broke 2 gaps in 8000);
+# --target-cmd crosses loopback HTTP between processes on a machine that may be busy;
+# --target-url cannot set it: the running backend has its own (C-RUN-1 says 30000 by
+# default; 1000 is what the harness's own commands start it with).
+PROVIDER_TIMEOUT_DEFAULTS = {"reference": 80, "cmd": 250, "url": 1000}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     target: str = "reference"
@@ -69,8 +80,9 @@ class RunConfig:
     db_image: str | None = None
     fixtures: Path = field(default_factory=_find_fixtures)
     jwt_secret: str = DEFAULT_JWT_SECRET
-    # PROVIDER_TIMEOUT_MS given to the backend: short, so timeout scenarios stay fast
-    provider_timeout_ms: int = 1000
+    # PROVIDER_TIMEOUT_MS of the backend (--provider-timeout); 0: the mode's default
+    # (PROVIDER_TIMEOUT_DEFAULTS): short, so that a `timeout:` answer costs little
+    provider_timeout_ms: int = 0
     request_timeout_s: float = 30.0
     strict_fields: bool = False  # --strict-fields: list the extra fields of answers as notes
     # black-box targets (--target-cmd / --target-url)
@@ -82,6 +94,16 @@ class RunConfig:
     start_timeout_s: float = 60.0  # for GET /api/health of --target-cmd
     reports: Path = Path("reports")  # logs (target.log) go there too
     keep_logs: bool = True  # --reports '': the backend's log goes to a folder removed after
+
+    def __post_init__(self) -> None:
+        if self.provider_timeout_ms <= 0:
+            object.__setattr__(self, "provider_timeout_ms", PROVIDER_TIMEOUT_DEFAULTS[self.mode])
+
+    @property
+    def provider_timeout_given(self) -> int | None:
+        """The provider timeout when it is not the mode's default (for the rerun line)."""
+        default = PROVIDER_TIMEOUT_DEFAULTS[self.mode]
+        return self.provider_timeout_ms if self.provider_timeout_ms != default else None
 
     @property
     def mode(self) -> str:
@@ -102,6 +124,7 @@ class RunConfig:
         no_schema: bool = False, reset_db: bool = False, jwt_secret: str | None = None,
         start_timeout_s: float | None = None, reports: str | None = None,
         step_timeout_s: float | None = None, strict_fields: bool = False,
+        provider_timeout_ms: int | None = None,
     ) -> RunConfig:
         url = db_url or os.environ.get("CHAT_HARNESS_DATABASE_URL") or None
         names = _names(mutants)
@@ -141,6 +164,9 @@ class RunConfig:
                                       hint=f"{option[2:]}s are switched on in the reference "
                                       "backend: use --target-cmd 'python -m harness.reference' "
                                       "or no target")
+        if provider_timeout_ms is not None and provider_timeout_ms <= 0:
+            raise ConfigError(f"--provider-timeout must be a positive number of ms, got "
+                              f"{provider_timeout_ms}", hint="e.g. --provider-timeout 200")
         if provider_port is not None and not 0 <= provider_port <= 65535:
             raise ConfigError(f"--provider-port must be 0..65535, got {provider_port}")
         return cls(
@@ -161,6 +187,7 @@ class RunConfig:
             start_timeout_s=start_timeout_s or 60.0,
             request_timeout_s=step_timeout_s or 30.0,
             strict_fields=strict_fields,
+            provider_timeout_ms=provider_timeout_ms or 0,
             reports=Path(reports) if reports else Path("reports"),
             keep_logs=reports != "",
         )

@@ -111,6 +111,11 @@ OPTIONS: tuple[Option, ...] = (
             config="jwt_secret"),
     _option("--start-timeout", "how long --target-cmd may take to answer GET /api/health "
             "(default 60)", _STARTS, type=float, metavar="SECONDS", config="start_timeout_s"),
+    _option("--provider-timeout", "PROVIDER_TIMEOUT_MS of the backend, in ms: how long it "
+            "waits for the scripted provider; `timeout:` answers come just after it (default: "
+            "80 in-process, 250 with --target-cmd, 1000 with --target-url: set it to the "
+            "running backend's own)", _STARTS, type=int, metavar="MS",
+            config="provider_timeout_ms", reproduce=lambda c: c.provider_timeout_given),
     _option("--step-timeout", "how long one request may take before the step fails "
             "(default 30)", RUN, PYTEST, LOAD, type=float, metavar="SECONDS",
             config="step_timeout_s"),

@@ -392,6 +392,12 @@ def harness_of(config: pytest.Config) -> Harness:
             harness = Harness(run_config)
             config.add_cleanup(harness.close)
             harness.start()
+            # what is alive now (modules, the app, the collected scenarios) lives until the
+            # end: out of the collector's way, its full passes (pytest runs several at
+            # exit) walk only what the run makes
+            import gc
+
+            gc.freeze()
         except HarnessError as exc:
             # Nothing can run without the database or the target: stop the session.
             from harness.reporting.startup import stop

@@ -91,6 +91,7 @@ def test_sigint_during_a_target_cmd_run_leaves_nothing(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", str(scenarios), "--target-cmd", REFERENCE,
+         "--provider-timeout", "2000",  # slow answers, not timeouts
          "--reports", str(tmp_path / "reports"), "-q", "-p", "no:cacheprovider"],
         cwd=ROOT, env=_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

@@ -255,7 +255,8 @@ def test_dropped_provider_connections_become_retries_or_a_502(tmp_path: Path, ru
     assert "1 passed" in proc.stdout
 
 
-# each answer takes most of the backend's PROVIDER_TIMEOUT_MS (1 s): a call is in flight
+# each answer takes most of the backend's PROVIDER_TIMEOUT_MS (--provider-timeout 1000): a
+# call is in flight
 SLOW = "name: slow\nmodel: m\nsteps:\n" + "".join(
     f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: 800}}\n" for i in range(20))
 
@@ -270,7 +271,8 @@ def test_a_provider_killed_mid_run_gives_502_and_a_clear_stop(tmp_path: Path,
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", str(scenarios), "--target-cmd", REFERENCE,
-             "--db", "embedded", "--fixtures-dir", str(ROOT / "fixtures"),
+             "--provider-timeout", "1000", "--db", "embedded",
+             "--fixtures-dir", str(ROOT / "fixtures"),
              "--reports", str(reports), "-q", "-p", "no:cacheprovider"],
             cwd=ROOT, env=run_env(tmp), stdout=sink, stderr=subprocess.STDOUT)
     log = reports / "target.log"

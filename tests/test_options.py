@@ -106,3 +106,35 @@ def test_the_reproduce_line_writes_back_what_the_config_holds_but_secrets() -> N
                                  reset_db=True)
     assert options.reproduce_argv(url) == ["--target-url", "http://h:1", "--reset-db",
                                            "--db", "url"]  # never the URL's password
+
+
+def test_the_provider_timeout_follows_the_mode_unless_given() -> None:
+    from harness.config import PROVIDER_TIMEOUT_DEFAULTS
+
+    assert RunConfig.from_options().provider_timeout_ms == PROVIDER_TIMEOUT_DEFAULTS["reference"]
+    cmd = RunConfig.from_options(target_cmd="exec x")
+    assert cmd.provider_timeout_ms == PROVIDER_TIMEOUT_DEFAULTS["cmd"]
+    assert options.reproduce_argv(cmd) == ["--target-cmd", "exec x"]  # the default: not written
+    given = RunConfig.from_options(target_cmd="exec x", provider_timeout_ms=1500)
+    assert given.provider_timeout_ms == 1500
+    line = options.reproduce_argv(given)
+    assert line == ["--target-cmd", "exec x", "--provider-timeout", "1500"]
+    args, rest = build_parser().parse_known_args(["run", *line])
+    assert rest == [] and RunConfig.from_options(**options.config_options(args)) == given
+
+
+def test_a_provider_timeout_below_one_ms_is_refused() -> None:
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--provider-timeout must be a positive"):
+        RunConfig.from_options(provider_timeout_ms=0)
+
+
+@pytest.mark.parametrize("timeout_ms", [50, 250, 1000, 30_000])
+def test_a_timeout_answer_comes_after_the_runs_own_timeout(timeout_ms: int) -> None:
+    from harness.scenario.model import ProviderAnswer
+
+    headers = ProviderAnswer(reply="late", timeout=True).to_answer(timeout_ms)
+    first_token = ProviderAnswer(reply="late", timeout="first_token").to_answer(timeout_ms)
+    assert headers.delay_ms >= timeout_ms + 25 and headers.delay_ms <= timeout_ms + 300
+    assert first_token.delay_ms == 0 and first_token.first_gap_ms == headers.delay_ms

@@ -73,6 +73,9 @@ class Harness:
 
                     self._db = attach(config.db_url)
             elif self._db is None:
+                from harness import targets
+
+                targets.prefetch(config)  # imports the backend while PostgreSQL starts
                 self._db = provision(config.db, url=config.db_url, image=config.db_image,
                                      schema=config.schema if config.apply_schema else None)
             if self._db is not None and config.apply_schema and config.mode != "url":

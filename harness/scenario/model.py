@@ -102,7 +102,10 @@ class ProviderAnswer(_Strict):
 
     def to_answer(self, timeout_ms: int = 30_000) -> Answer:
         """The engine's answer; ``timeout: true`` waits past ``timeout_ms``."""
-        late = timeout_ms + 300  # past the limit, by more than a loaded machine jitters
+        # past the limit by more than the backend's timer may fire late on a busy machine:
+        # half the timeout, at least 25 ms, at most 300 (the answer costs the run only the
+        # timeout itself: the backend gives up then, and drops the call)
+        late = timeout_ms + min(300, max(25, timeout_ms // 2))
         delay = max(self.delay_ms, late) if self.timeout is True else self.delay_ms
         first_gap = self.first_gap_ms
         if self.timeout == "first_token":
