@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.db import KINDS
+from harness.profile import PROTOCOLS
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -75,6 +76,15 @@ OPTIONS: tuple[Option, ...] = (
             "and variants reach it as CHAT_HARNESS_MUTANT / CHAT_HARNESS_VARIANT",
             _STARTS | {MUTANTS}, metavar="CMD", config="target_cmd",
             reproduce=lambda c: c.target_cmd),
+    _option("--protocol", "the protocol the backend speaks: contract (CONTRACT.md, the "
+            "default) or ai-sdk (the AI SDK 5 UI message stream); runs the scenarios that "
+            "speak it (docs/protocols.md)", RUN, PYTEST, choices=PROTOCOLS, config="protocol",
+            reproduce=lambda c: c.protocol if c.protocol != c.profile_protocol else None),
+    _option("--profile", "the backend's profile (chat-harness.yaml, or a pyproject.toml with "
+            "[tool.chat-harness]): protocol, start command, environment names, login, routes, "
+            "the SQL of a chat's messages (default: ./chat-harness.yaml if there is one; "
+            "chat-harness init writes one)", RUN, PYTEST, metavar="FILE", config="profile",
+            reproduce=lambda c: c.profile.source if c.profile is not None else None),
     _option("--target-url", "test a backend already running at URL (explore and load: needs "
             "--db-url and --reset-db; fuzz: default the in-process reference)",
             _STARTS | {FUZZ}, metavar="URL", config="target_url",

@@ -41,6 +41,13 @@ class Check(StrEnum):
     SCHEMA = "schema"
     STATS = "stats"  # explore: a session's stats are fresh and right
     ATOMIC = "atomic"  # explore: a refused batch stored nothing (C-MSG-3)
+    # the protocol-neutral invariants (harness.checks.invariants), named by their ids
+    I_ORDER = "I-ORDER"
+    I_PAIR = "I-PAIR"
+    I_LOST = "I-LOST"
+    I_RESEND = "I-RESEND"
+    I_CONTEXT = "I-CONTEXT"
+    I_OWNER = "I-OWNER"
     CUSTOM = "custom"  # a check a plugin added (hook pytest_chat_harness_checks)
     SCENARIO_ERROR = "scenario_error"  # the scenario file is wrong (not the backend)
     HARNESS_ERROR = "harness_error"  # chat-harness itself broke

@@ -97,6 +97,7 @@ class ProviderCall:
     body: Any  # the parsed JSON body, or the raw text when it was not JSON
     answer: str = ""  # a one-line description of what the engine answered
     scripted: bool = True  # False: the scenario planned no answer for this call
+    side: str = ""  # answered by a side rule (a title request, ...): the rule, else ""
     at: float = field(default_factory=time.monotonic)
 
     @property

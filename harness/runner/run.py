@@ -22,12 +22,15 @@ from harness.checks import outcome
 from harness.contract import oracle
 from harness.db import Database
 from harness.errors import ScenarioError, Skip
+from harness.profile import Profile
 from harness.provider import Answer, Plan, ProviderCall, ProviderControl
 from harness.result import Check, Exchange, ScenarioResult, StepRecord
 from harness.scenario import template
 from harness.scenario.frontend import ChatClient, Clock, Sync
 from harness.scenario.load import Scenario
 from harness.scenario.model import Expect, ParallelStep, Step, Token
+from harness.scenario.protocols import adapter
+from harness.scenario.protocols.base import Adapter
 from harness.scenario.rounds import PREFIX, SLOT, Fresh, Slot
 from harness.scenario.steps import kind_of
 
@@ -50,6 +53,8 @@ class RunContext:
     provider_api_key: str = ""
     salt: str = ""  # mixed into users and generated ids where the database is not reset
     strict_fields: bool = False  # list the extra fields of answers as notes
+    protocol: str = "contract"  # how the conversation steps speak (harness.scenario.protocols)
+    profile: Profile | None = None  # the backend's profile (routes, login, the SQL of messages)
 
 
 class _Variables(dict[str, Any]):
@@ -138,6 +143,11 @@ class ScenarioRun:
         # why the steps after the current one are not run (a step they depend on
         # broke: the failure is recorded); None while the run goes on
         self.stopped: str | None = None
+        self._protocol = adapter(ctx.protocol, ctx.profile)
+
+    @property
+    def protocol(self) -> Adapter:
+        return self._protocol
 
     # -- identity ----------------------------------------------------------
     def user_id(self, actor: str) -> str:
@@ -269,6 +279,10 @@ class ScenarioRun:
         if record.exchanges or self.stopped is None:
             expectations.provider_expect(self, index, step, end.calls)
             expectations.provider_script(self, index, end)
+        if not self.protocol.contract_checks:  # the invariants, after every step's turns
+            from harness.checks import invariants
+
+            await invariants.check_step(self, index)
         record.provider_calls = [
             {"model": c.model, "messages": c.messages, "answer": c.answer} for c in end.calls
         ]
@@ -298,6 +312,8 @@ class ScenarioRun:
         await asyncio.gather(*(health() for _ in range(count)))
 
     async def judge_round(self, index: int, step: ParallelStep, slots: list[Slot]) -> None:
+        if not self.protocol.contract_checks:  # each turn was judged by the invariants
+            return
         from harness.checks import races
 
         await races.check_round(self, index, step, slots)

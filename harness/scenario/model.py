@@ -256,6 +256,9 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CHECKS = SWITCHABLE  # the checks ``checks:`` may switch off (harness.result.Check lists all)
 
 
+Protocol = Literal["contract", "ai-sdk"]  # harness.scenario.protocols.NAMES
+
+
 class ClientOptions(_Strict):
     """How the simulated front end behaves."""
 
@@ -274,4 +277,11 @@ class Header(_Strict):
     client: ClientOptions = Field(default_factory=ClientOptions)
     matrix: dict[Literal["current_message_id"], list[Any]] = Field(default_factory=dict)
     checks: dict[Literal[CHECKS], bool] = Field(default_factory=dict)  # type: ignore[valid-type]
+    # the protocols the scenario speaks (harness.scenario.protocols); a run of another
+    # protocol skips it. Default: contract
+    protocol: Protocol | Annotated[list[Protocol], Field(min_length=1)] = "contract"
     steps: list[Any]
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return (self.protocol,) if isinstance(self.protocol, str) else tuple(self.protocol)
