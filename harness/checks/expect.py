@@ -65,10 +65,17 @@ def provider_expect(run: RunView, index: int, step: Step, calls: list[ProviderCa
         expected = template.render(want.messages, run.variables,
                                    location=run.scenario.location(index),
                                    key=f"steps[{index}].expect.provider.messages")
-        if calls[-1].messages != expected:
+        sent = calls[-1].messages
+        if not run.protocol.contract_checks and isinstance(sent, list):
+            # another protocol's SDK adds its system prompt and sends content as parts:
+            # the roles and texts are what is compared
+            from harness.checks.invariants import provider_text
+
+            sent = [{"role": r, "content": t} for r, t in map(provider_text, sent)
+                    if r not in ("system", "developer")]
+        if sent != expected:
             run.result.fail("expect", "the provider was sent other messages than expected",
-                            step=index, expected=expected, actual=calls[-1].messages,
-                            clause="C-CHAT-3")
+                            step=index, expected=expected, actual=sent, clause="C-CHAT-3")
 
 def provider_script(run: RunView, index: int, end: StepEnd) -> None:
     """The backend called the provider as often as the step's script planned."""
@@ -76,6 +83,8 @@ def provider_script(run: RunView, index: int, end: StepEnd) -> None:
         return
     calls, pending = end
     unscripted = [c for c in calls if not c.scripted]
+    if unscripted and not run.protocol.contract_checks and _fails_last(run, index):
+        unscripted = []  # an SDK retrying a failed call (the AI SDK does, twice)
     step = run.scenario.steps[index]
     subs = step.parsed if isinstance(step, ParallelStep) else (step,)
     planned = sum(len(s.answers()) for s in subs)
@@ -95,6 +104,12 @@ def provider_script(run: RunView, index: int, end: StepEnd) -> None:
             step=index, expected=f"{planned} call(s)", actual=f"{len(calls)} call(s)",
             clause="C-CHAT-3",
         )
+
+def _fails_last(run: RunView, index: int) -> bool:
+    step = run.scenario.steps[index]
+    answers = step.answers() if not isinstance(step, ParallelStep) else []
+    return bool(answers) and answers[-1].reply is None
+
 
 def check_expect(run: RunView, index: int, ex: Exchange, expect: Expect | None, *,
                  default: int | str | None, clause: str | None = None,

@@ -134,8 +134,10 @@ def _resend(run: RunView, turn: Turn, stored: list[dict[str, Any]],
 
 def _pair_answer(run: RunView, turn: Turn, step: ChatStep | RetryStep) -> None:
     """The answer the client got is the provider's answer to this turn."""
+    from harness.scenario.protocols.aisdk import expected_success
+
     answers = step.answers()
-    if not (turn.ok and answers and answers[-1].reply is not None):
+    if not (turn.ok and expected_success(step)):
         return
     want = answers[-1].reply
     if turn.answer != want:

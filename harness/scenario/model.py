@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply
+from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply, Side
 from harness.result import SWITCHABLE
 
 
@@ -26,6 +26,14 @@ class StreamError(_Strict):
     after: int = Field(default=1, ge=0)  # text chunks sent before it
     code: int = Field(default=502, ge=100, le=599)
     message: str = "Provider error"
+
+
+class ToolCall(_Strict):
+    """A tool call the model makes (``reply`` may then be empty)."""
+
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    id: str | None = None
 
 
 class ProviderAnswer(_Strict):
@@ -55,6 +63,7 @@ class ProviderAnswer(_Strict):
     cut_after: int | None = Field(default=None, ge=0)
     stream_error: StreamError | None = None
     done: bool = True
+    tool_calls: list[ToolCall] = Field(default_factory=list)  # with reply (may be "")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProviderAnswer:
@@ -72,6 +81,8 @@ class ProviderAnswer(_Strict):
             raise ValueError("'disconnect' drops the connection; for a stream cut use cut_after")
         if self.reply is not None and self.status not in (None, 200):
             raise ValueError("'reply' is a 200 answer; use 'status' with 'error' for a failure")
+        if self.tool_calls and self.reply is None:
+            raise ValueError("'tool_calls' come with a 'reply' (its text, \"\" for none)")
         return self
 
     def to_answer(self, timeout_ms: int = 30_000) -> Answer:
@@ -90,6 +101,7 @@ class ProviderAnswer(_Strict):
                 cut_after=self.cut_after, error_after=err.after if err else None,
                 error_code=err.code if err else 502,
                 error_message=err.message if err else "Provider error", done=self.done,
+                tool_calls=tuple(t.model_dump(exclude_none=True) for t in self.tool_calls),
             )
         if self.raw is not None or self.disconnect:
             return RawAnswer(
@@ -101,6 +113,25 @@ class ProviderAnswer(_Strict):
             status=self.status, message=self.error or "Provider error",
             retry_after=self.retry_after, delay_ms=delay,
         )
+
+
+class SideMatch(_Strict):
+    """Which provider calls a side rule answers (every criterion given must hold)."""
+
+    model: str | None = None
+    stream: bool | None = None  # a call without "stream": true counts as false
+    contains: str | None = Field(default=None, min_length=1)  # in the call's JSON text
+
+
+class SideAnswer(ProviderAnswer):
+    """A side rule: the calls ``match`` names get this answer, every time, without taking
+    the step's planned answers (e.g. the title request an AI SDK app makes)."""
+
+    match: SideMatch = Field(default_factory=SideMatch)
+
+    def to_side(self, timeout_ms: int = 30_000) -> Side:
+        return Side(self.to_answer(timeout_ms), model=self.match.model,
+                    stream=self.match.stream, contains=self.match.contains)
 
 
 class ProviderExpect(_Strict):
@@ -150,6 +181,8 @@ class _Step(_Strict):
     actor: str = Field(default="alice", alias="as")
     token: Token | None = None
     provider: ProviderPlan | None = None
+    # side rules for this step's provider calls (before the scenario's own)
+    side: list[SideAnswer] = Field(default_factory=list)
     expect: Expect | None = None
     capture: dict[str, str] = Field(default_factory=dict)
 
@@ -280,6 +313,8 @@ class Header(_Strict):
     # the protocols the scenario speaks (harness.scenario.protocols); a run of another
     # protocol skips it. Default: contract
     protocol: Protocol | Annotated[list[Protocol], Field(min_length=1)] = "contract"
+    # side rules for every step's provider calls (a title request, ...): SideAnswer
+    side: list[SideAnswer] = Field(default_factory=list)
     steps: list[Any]
 
     @property

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from harness.contract.oracle import format_ts
 from harness.errors import ScenarioError
 from harness.profile import Profile
+from harness.provider import Reply, Side
 from harness.result import Check
 from harness.scenario.frontend import Chat, Turn
 from harness.scenario.match import short
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from harness.scenario.view import RunView, StepRun
 
 CHAT_NAMESPACE = uuid.UUID("0b6f0c9e-3f7d-4f6a-9a51-6c1f3a2e8d40")
+TITLE = "A chat title"  # what the title request gets by default
 CLAUSE = "ai-sdk"  # what a failure of the protocol's own expectations stands for
 
 
@@ -45,6 +47,11 @@ class AiSdk(Adapter):
     def __init__(self, profile: Profile | None = None) -> None:
         self.profile = profile or Profile(protocol="ai-sdk")
         self._cookies: dict[str, str] = {}  # actor -> Cookie header (cookie login)
+
+    def default_sides(self) -> tuple[Side, ...]:
+        """A new chat's title request (not streamed, next to the streamed chat call)
+        gets a title, unless the scenario scripts it (``side:``)."""
+        return (Side(Reply(content=TITLE), stream=False),)
 
     # -- the chat and its messages -------------------------------------------------
     def chat_id(self, run: RunView) -> str:

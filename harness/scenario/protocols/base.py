@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from harness.provider import Side
     from harness.result import Exchange
     from harness.scenario.model import ChatStep, ResyncStep, RetryStep
     from harness.scenario.view import RunView, StepRun
@@ -44,6 +45,10 @@ class Adapter:
         """Send one user turn (``msg``; again under its own id when ``retrying``), read
         the answer, keep the client's view up to date, judge what the protocol fixes."""
         raise NotImplementedError
+
+    def default_sides(self) -> tuple[Side, ...]:
+        """Side rules every step gets after its own and its scenario's (none here)."""
+        return ()
 
     def stored(self, run: RunView) -> list[dict[str, Any]] | None:
         """The conversation as the backend stored it, ``{id, role, text, parts}`` in
