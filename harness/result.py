@@ -53,6 +53,10 @@ class Check(StrEnum):
     HARNESS_ERROR = "harness_error"  # chat-harness itself broke
 
 
+# the ids of the protocol-neutral invariants (harness.checks.invariants; docs/protocols.md):
+# a scenario may name them under ``covers:`` next to the contract's clauses
+INVARIANTS: tuple[str, ...] = tuple(c.value for c in Check if c.value.startswith("I-"))
+
 # the checks a scenario's ``checks:`` may switch off, in the order its errors list them
 SWITCHABLE: tuple[str, ...] = tuple(c.value for c in (
     Check.PAIRING, Check.CONTEXT, Check.ORDER, Check.LOST, Check.ROWS, Check.IDEMPOTENT,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.result import Check
+from harness.result import INVARIANTS, Check
 from harness.scenario.match import short
 from harness.scenario.model import ChatStep, ParallelStep, RetryStep
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from harness.scenario.frontend import Turn
     from harness.scenario.view import RunView
 
-IDS = ("I-ORDER", "I-PAIR", "I-LOST", "I-RESEND", "I-CONTEXT", "I-OWNER")
+IDS = INVARIANTS
 _CONVERSATION_KINDS = ("chat", "stream", "retry", "resync", "parallel")
 
 
