@@ -11,6 +11,7 @@ from harness import profile
 from harness.cli import main
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.options import reproduce_argv
 from harness.targets.blackbox import backend_env
 
 
@@ -73,6 +74,7 @@ def test_a_profile_sets_protocol_command_schema_and_environment(tmp_path: Path) 
     assert (config.protocol, config.target_cmd, config.apply_schema) == ("ai-sdk", "npm start",
                                                                          False)
     assert config.ready_path == "/"
+    assert reproduce_argv(config) == ["--profile", str(path)]  # its command and schema go along
     env = backend_env(config, port=5, db=None, provider_url="http://127.0.0.1:9/api/v1")
     assert env["AUTH_SECRET"] == "s" * 32 and env["BASE"] == "http://127.0.0.1:9/api/v1"
     assert env["PORT"] == "5" and env["POSTGRES_URL"] == ""
