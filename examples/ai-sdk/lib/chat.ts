@@ -17,6 +17,7 @@ import {
   generateText,
   streamText,
   type UIMessage,
+  type UIMessageChunk,
 } from "ai";
 import { z } from "zod";
 import { config, mutant } from "./config";
@@ -57,6 +58,36 @@ function textOf(parts: ReadonlyArray<{ type: string; text?: string }>): string {
 /** The stored answer holds something the model said (not only step markers). */
 function hasContent(parts: UIMessage["parts"]): boolean {
   return parts.some((p) => (p.type === "text" ? p.text.trim() !== "" : p.type.startsWith("tool-")));
+}
+
+/**
+ * The error of an OpenRouter error chunk (`{error: {code, message}, choices:
+ * [{finish_reason: "error"}]}`), or null. @ai-sdk/openai-compatible parses
+ * such a chunk as an ordinary one and ends the answer with finishReason
+ * "unknown": without this the cut answer would pass for a whole one.
+ */
+function providerErrorIn(raw: unknown): unknown {
+  const error = (raw as { error?: unknown } | null)?.error;
+  return error && typeof error === "object" ? error : null;
+}
+
+/** After a provider error chunk: no text-end/finish, an `error` part instead. */
+function endWithErrorIfProviderFailed(
+  error: () => unknown,
+  fail: (error: unknown) => string,
+): TransformStream<UIMessageChunk, UIMessageChunk> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      const failure = error();
+      if (failure === null) return controller.enqueue(chunk);
+      if (chunk.type === "finish") {
+        const message = (failure as { message?: unknown }).message;
+        controller.enqueue({ type: "error", errorText: fail(new Error(String(message ?? "provider error"))) });
+      } else if (chunk.type !== "text-end" && chunk.type !== "finish-step") {
+        controller.enqueue(chunk);
+      }
+    },
+  });
 }
 
 async function title(message: PostBody["message"]): Promise<string | null> {
@@ -122,7 +153,15 @@ export async function postChat(body: PostBody, userId: string): Promise<Response
   const modelMessages = convertToModelMessages(history);
 
   const titlePromise = isNew ? title(message) : null;
+  // Set by every path an error reaches the client by: an error chunk of the
+  // model's stream, or an exception out of it (a cut connection).
   let failed = false;
+  let midStreamError: unknown = null;
+  const fail = (error: unknown): string => {
+    failed = true;
+    console.error("chat call failed:", error instanceof Error ? error.message : error);
+    return errorText(error);
+  };
 
   const stream = createUIMessageStream<UIMessage>({
     execute: async ({ writer }) => {
@@ -131,23 +170,35 @@ export async function postChat(body: PostBody, userId: string): Promise<Response
         system: SYSTEM_PROMPT,
         messages: modelMessages,
         maxRetries: config().maxRetries,
-        onError: ({ error }) => {
-          failed = true;
-          console.error("chat call failed:", error instanceof Error ? error.message : error);
+        onError: () => undefined, // reported by fail() when it reaches the client
+        includeRawChunks: true,
+        onChunk: ({ chunk }) => {
+          if (chunk.type === "raw") midStreamError ??= providerErrorIn(chunk.rawValue);
         },
       });
-      writer.merge(result.toUIMessageStream({ onError: errorText }));
-      if (titlePromise) {
-        const text = await titlePromise;
-        if (text) {
-          await db.setChatTitle(chatId, text);
-          // transient: the client sees it, the stored message does not hold it
-          writer.write({ type: "data-chat-title", data: text, transient: !mutant("title-in-context") });
-        }
+      const answerStream = result
+        .toUIMessageStream({ onError: fail })
+        .pipeThrough(endWithErrorIfProviderFailed(() => midStreamError, fail));
+      const announceTitle = async () => {
+        const text = titlePromise && (await titlePromise);
+        if (!text) return;
+        await db.setChatTitle(chatId, text);
+        // transient: the client sees it, the stored message does not hold it
+        writer.write({ type: "data-chat-title", data: text, transient: !mutant("title-in-context") });
+      };
+      if (mutant("title-in-context")) {
+        // stored first, before the answer's step-start (as ai-chatbot stores it when
+        // the title comes back first): the next turn's context gets an empty
+        // assistant message out of it
+        await announceTitle();
+        writer.merge(answerStream);
+      } else {
+        writer.merge(answerStream);
+        await announceTitle();
       }
     },
     generateId: randomUUID,
-    onError: errorText,
+    onError: fail,
     onFinish: async ({ responseMessage }) => {
       const keep = hasContent(responseMessage.parts) && !failed;
       const buggyKeep = failed && (mutant("empty-assistant-row") || mutant("cut-stream-stored-as-done"));

@@ -163,19 +163,21 @@ export type SaveUserResult = "new" | "resent" | "other-chat";
  */
 export async function saveUserMessage(chatId: string, id: string, parts: unknown[]): Promise<SaveUserResult> {
   return transaction(async (client) => {
-    const { rows } = await client.query<{ inserted: boolean; createdAt: Date }>(
+    const { rows } = await client.query<{ inserted: boolean }>(
       `INSERT INTO "Message_v2" (id, "chatId", role, parts, attachments, "createdAt")
        VALUES ($1, $2, 'user', $3, '[]', clock_timestamp())
        ON CONFLICT (id) DO UPDATE SET parts = EXCLUDED.parts
          WHERE "Message_v2"."chatId" = EXCLUDED."chatId" AND "Message_v2".role = 'user'
-       RETURNING (xmax = 0) AS inserted, "createdAt"`,
+       RETURNING (xmax = 0) AS inserted`,
       [id, chatId, JSON.stringify(parts)],
     );
     if (rows.length === 0) return "other-chat";
     if (rows[0].inserted) return "new";
+    // timestamps compared in SQL: a JS Date would cut them to milliseconds
     await client.query(
-      `DELETE FROM "Message_v2" WHERE "chatId" = $1 AND "createdAt" > $2`,
-      [chatId, rows[0].createdAt],
+      `DELETE FROM "Message_v2" WHERE "chatId" = $1
+         AND "createdAt" > (SELECT "createdAt" FROM "Message_v2" WHERE id = $2)`,
+      [chatId, id],
     );
     return "resent";
   });
@@ -194,18 +196,20 @@ export async function saveAssistantMessage(
 ): Promise<void> {
   await transaction(async (client) => {
     await client.query(`SELECT 1 FROM "Chat" WHERE id = $1 FOR UPDATE`, [chatId]);
-    const { rows } = await client.query<{ createdAt: Date }>(
-      `SELECT "createdAt" FROM "Message_v2" WHERE id = $1 AND "chatId" = $2`,
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM "Message_v2" WHERE id = $1 AND "chatId" = $2`,
       [userMessageId, chatId],
     );
-    if (rows.length === 0) return; // the turn was deleted meanwhile (chat deleted, or regenerated)
+    if (rowCount === 0) return; // the turn was deleted meanwhile (chat deleted, or regenerated)
+    // an earlier answer to the same user message (before the next user message) goes
     await client.query(
-      `DELETE FROM "Message_v2" m
-       WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > $2
+      `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
+       DELETE FROM "Message_v2" m USING t
+       WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at
          AND NOT EXISTS (SELECT 1 FROM "Message_v2" u
                          WHERE u."chatId" = $1 AND u.role = 'user'
-                           AND u."createdAt" > $2 AND u."createdAt" < m."createdAt")`,
-      [chatId, rows[0].createdAt],
+                           AND u."createdAt" > t.at AND u."createdAt" < m."createdAt")`,
+      [chatId, userMessageId],
     );
     await client.query(
       `INSERT INTO "Message_v2" (id, "chatId", role, parts, attachments, "createdAt")
