@@ -58,6 +58,9 @@ class Profile:
     messages_sql: str = AISDK_MESSAGES_SQL  # %(chat_id)s: the chat's id
     reset_sql: str | None = None  # empties the backend's tables between scenarios
     schema: bool = False  # apply the contract's fixtures/schema.sql (a contract backend)
+    # the model every turn sends (selectedChatModel), for an app that accepts only its own
+    # model ids; None: the scenario's
+    model: str | None = None
     source: str = ""  # the file it came from
 
     def environment(self, values: dict[str, str]) -> dict[str, str]:
@@ -74,7 +77,8 @@ class Profile:
         return out
 
 
-_TOP = {"protocol", "start", "env", "login", "routes", "messages_sql", "reset_sql", "schema"}
+_TOP = {"protocol", "start", "env", "login", "routes", "messages_sql", "reset_sql", "schema",
+        "model"}
 _LOGIN = {"kind", "route", "method"}
 _ROUTES = {"chat", "history", "ready"}
 
@@ -190,11 +194,13 @@ def parse(data: Any, source: str, lines: dict[str, int] | None = None) -> Profil
     if not isinstance(schema, bool):
         raise bad("schema", "true or false", schema)
     start = data.get("start")
+    model = data.get("model")
     return Profile(
         protocol=protocol, start=text("start", start) if start is not None else None,
         env={str(k): str(v) for k, v in env.items()}, login=login, routes=routes,
         messages_sql=sql, reset_sql=text("reset_sql", reset) if reset is not None else None,
-        schema=schema, source=source)
+        schema=schema, model=text("model", model) if model is not None else None,
+        source=source)
 
 
 def _lines(node: Any, prefix: str = "") -> dict[str, int]:
@@ -253,4 +259,9 @@ messages_sql: >-
 
 # Empties your tables between scenarios (optional: every scenario uses new chat ids).
 # reset_sql: DELETE FROM "Message_v2"; DELETE FROM "Chat"
+
+# The model every turn sends (selectedChatModel), when your app accepts only its own
+# model ids; without it, each scenario's model is sent (the mock provider answers any).
+# Pick one that is not your title model, so the two calls differ by model too.
+# model: chat-model
 """

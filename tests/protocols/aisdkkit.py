@@ -217,12 +217,13 @@ class AiSdkBackend:
         return "", True, False
 
 
-def run(scenario: Scenario, backend: AiSdkBackend | None = None) -> ScenarioResult:
+def run(scenario: Scenario, backend: AiSdkBackend | None = None, *,
+        model: str | None = None) -> ScenarioResult:
     backend = backend or AiSdkBackend()
     login = "cookie" if "cookie-login" in backend.variant else "bearer"
     from harness.profile import Login
 
-    profile = Profile(protocol="ai-sdk", login=Login(kind=login), messages_sql=SQL)
+    profile = Profile(protocol="ai-sdk", login=Login(kind=login), messages_sql=SQL, model=model)
 
     async def go() -> ScenarioResult:
         transport = httpx.MockTransport(backend.handle)

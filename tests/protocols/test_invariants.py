@@ -106,3 +106,11 @@ def test_a_contract_scenario_is_skipped_by_an_ai_sdk_run(tmp_path: Path) -> None
     config = RunConfig(protocol="ai-sdk", target_url="http://127.0.0.1:9", target="url")
     result = Harness(config).run(contract)
     assert result.skipped is not None and "speaks contract" in result.skipped
+
+
+def test_a_profile_model_is_sent_by_every_turn(tmp_path: Path) -> None:
+    """An app that accepts only its own model ids: the profile's model is selectedChatModel."""
+    backend = AiSdkBackend()
+    clean(run(scenario(tmp_path, CONVERSATION), backend, model="app-model"))
+    chat_calls = [c for c in backend.engine.calls if not c.side]
+    assert [c.model for c in chat_calls] == ["app-model", "app-model"]

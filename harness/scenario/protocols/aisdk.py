@@ -109,7 +109,7 @@ class AiSdk(Adapter):
             "id": self.chat_id(run),
             "message": {"id": msg["id"], "role": "user",
                         "parts": [{"type": "text", "text": msg["content"]}]},
-            "selectedChatModel": model,
+            "selectedChatModel": self.profile.model or model,
             "selectedVisibilityType": "private",
         }
         bearer, headers = await self._auth(run, index, step.actor)
