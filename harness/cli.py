@@ -201,6 +201,26 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    """Write a commented profile (chat-harness.yaml) for the user's own backend."""
+    from pathlib import Path
+
+    from harness.errors import ConfigError
+    from harness.profile import TEMPLATE
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists already", hint="give --force to write over it, or "
+                          "-o another file")
+    text = TEMPLATE
+    if args.protocol != "ai-sdk":
+        text = text.replace("protocol: ai-sdk", f"protocol: {args.protocol}", 1)
+    out.write_text(text, encoding="utf-8")
+    print(f"profile written to {out}: edit start, env, login and messages_sql for your "
+          f"backend, then: chat-harness run --profile {out} scenarios/")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -240,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help=("run on N workers (pytest-xdist; 'auto': one per CPU)"
                                if flags[0] == "-n" else argparse.SUPPRESS),
                          metavar="N" if flags[0] == "-n" else None)
+    ini = sub.add_parser("init", help="write a commented backend profile (chat-harness.yaml): "
+                         "protocol, start command, environment names, login, routes, the SQL "
+                         "of a chat's messages")
+    ini.add_argument("-o", "--output", default="chat-harness.yaml", metavar="FILE",
+                     help="default: chat-harness.yaml")
+    ini.add_argument("--protocol", choices=("ai-sdk", "contract"), default="ai-sdk",
+                     help="the protocol your backend speaks (default: ai-sdk)")
+    ini.add_argument("--force", action="store_true", help="write over an existing file")
     cov = sub.add_parser("coverage", help="which scenarios cover which contract clause; "
                          "exits 1 if a clause is uncovered")
     cov.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
@@ -319,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = parser.parse_known_args(argv)
         if args.command == "run":
             return _run(args, rest)
+        if args.command == "init":
+            return _init(args)
         if args.command == "coverage":
             from pathlib import Path
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.profile import Profile
 
 DEFAULT_JWT_SECRET = "chat-harness-jwt-secret-at-least-32-bytes"
 
@@ -94,6 +95,18 @@ class RunConfig:
     start_timeout_s: float = 60.0  # for GET /api/health of --target-cmd
     reports: Path = Path("reports")  # logs (target.log) go there too
     keep_logs: bool = True  # --reports '': the backend's log goes to a folder removed after
+    protocol: str = "contract"  # how the conversation-level steps speak (--protocol)
+    profile: Profile | None = None  # the backend's profile (--profile, ./chat-harness.yaml)
+
+    @property
+    def profile_protocol(self) -> str:
+        """The protocol the profile names (contract without a profile)."""
+        return self.profile.protocol if self.profile is not None else "contract"
+
+    @property
+    def ready_path(self) -> str:
+        """The route that answers once the backend can serve (C-RUN-2's, else the profile's)."""
+        return self.profile.routes.ready if self.profile is not None else "/api/health"
 
     def __post_init__(self) -> None:
         if self.provider_timeout_ms <= 0:
@@ -125,6 +138,7 @@ class RunConfig:
         start_timeout_s: float | None = None, reports: str | None = None,
         step_timeout_s: float | None = None, strict_fields: bool = False,
         provider_timeout_ms: int | None = None,
+        protocol: str | None = None, profile: str | None = "",
     ) -> RunConfig:
         url = db_url or os.environ.get("CHAT_HARNESS_DATABASE_URL") or None
         names = _names(mutants)
@@ -167,6 +181,16 @@ class RunConfig:
         if provider_timeout_ms is not None and provider_timeout_ms <= 0:
             raise ConfigError(f"--provider-timeout must be a positive number of ms, got "
                               f"{provider_timeout_ms}", hint="e.g. --provider-timeout 200")
+        picked = _profile(profile)
+        if picked is not None and picked.start and not (target_cmd or target_url):
+            target_cmd = picked.start
+        protocol = protocol or (picked.protocol if picked is not None else "contract")
+        if protocol != "contract" and not (target_cmd or target_url):
+            raise ConfigError(f"--protocol {protocol} needs a backend that speaks it",
+                              hint="the in-process reference speaks the contract only: give "
+                              "--target-cmd CMD, --target-url URL, or a profile with 'start:'")
+        if picked is not None and not picked.schema:
+            no_schema = True
         if provider_port is not None and not 0 <= provider_port <= 65535:
             raise ConfigError(f"--provider-port must be 0..65535, got {provider_port}")
         return cls(
@@ -190,7 +214,21 @@ class RunConfig:
             provider_timeout_ms=provider_timeout_ms or 0,
             reports=Path(reports) if reports else Path("reports"),
             keep_logs=reports != "",
+            protocol=protocol,
+            profile=picked,
         )
+
+
+def _profile(path: str | None) -> Profile | None:
+    """The profile ``path`` names; ``None`` (``run`` without ``--profile``):
+    ./chat-harness.yaml (or ./pyproject.toml's ``[tool.chat-harness]``) when there is one;
+    ``""``: none (the commands without ``--profile``)."""
+    from harness import profile
+
+    if path == "":
+        return None
+    found = Path(path) if path else profile.find()
+    return profile.load(found) if found is not None else None
 
 
 def _names(items: list[str] | None) -> set[str]:

@@ -53,7 +53,8 @@ def coverage_of(scenarios: Iterable[Scenario]) -> CoverageReport:
     by_clause: dict[str, list[str]] = {c.id: [] for c in clauses}
     for scenario in scenarios:
         for clause in dict.fromkeys(scenario.header.covers):  # listed twice: counted once
-            by_clause[clause].append(scenario.id)
+            if clause in by_clause:  # an invariant (I-...) is no clause of the contract
+                by_clause[clause].append(scenario.id)
     return CoverageReport(
         clauses=tuple(clauses),
         by_clause={cid: tuple(ids) for cid, ids in by_clause.items()},

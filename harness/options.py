@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.db import KINDS
+from harness.profile import PROTOCOLS
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -74,7 +75,17 @@ OPTIONS: tuple[Option, ...] = (
             "environment of C-RUN-1 (PORT, DATABASE_URL, OPENROUTER_BASE_URL, ...); mutants "
             "and variants reach it as CHAT_HARNESS_MUTANT / CHAT_HARNESS_VARIANT",
             _STARTS | {MUTANTS}, metavar="CMD", config="target_cmd",
-            reproduce=lambda c: c.target_cmd),
+            reproduce=lambda c: None if c.profile is not None and c.target_cmd == c.profile.start
+            else c.target_cmd),
+    _option("--protocol", "the protocol the backend speaks: contract (CONTRACT.md, the "
+            "default) or ai-sdk (the AI SDK 5 UI message stream); runs the scenarios that "
+            "speak it (docs/protocols.md)", RUN, PYTEST, choices=PROTOCOLS, config="protocol",
+            reproduce=lambda c: c.protocol if c.protocol != c.profile_protocol else None),
+    _option("--profile", "the backend's profile (chat-harness.yaml, or a pyproject.toml with "
+            "[tool.chat-harness]): protocol, start command, environment names, login, routes, "
+            "the SQL of a chat's messages (default: ./chat-harness.yaml if there is one; "
+            "chat-harness init writes one)", RUN, PYTEST, metavar="FILE", config="profile",
+            reproduce=lambda c: c.profile.source if c.profile is not None else None),
     _option("--target-url", "test a backend already running at URL (explore and load: needs "
             "--db-url and --reset-db; fuzz: default the in-process reference)",
             _STARTS | {FUZZ}, metavar="URL", config="target_url",
@@ -83,7 +94,8 @@ OPTIONS: tuple[Option, ...] = (
             "one)", _STARTS, type=int, metavar="N", config="provider_port",
             reproduce=lambda c: c.provider_port or None),
     _option("--no-schema", "do not apply fixtures/schema.sql: the backend migrates itself",
-            _STARTS, action="flag", config="no_schema", reproduce=lambda c: not c.apply_schema),
+            _STARTS, action="flag", config="no_schema",
+            reproduce=lambda c: not c.apply_schema and (c.profile is None or c.profile.schema)),
     _option("--reset-db", "with --target-url and --db-url: empty the chat tables of that "
             "database between scenarios (explore: sequences; load: before the load); only for "
             "a database kept for tests", _STARTS, action="flag", config="reset_db",

@@ -41,10 +41,21 @@ class Check(StrEnum):
     SCHEMA = "schema"
     STATS = "stats"  # explore: a session's stats are fresh and right
     ATOMIC = "atomic"  # explore: a refused batch stored nothing (C-MSG-3)
+    # the protocol-neutral invariants (harness.checks.invariants), named by their ids
+    I_ORDER = "I-ORDER"
+    I_PAIR = "I-PAIR"
+    I_LOST = "I-LOST"
+    I_RESEND = "I-RESEND"
+    I_CONTEXT = "I-CONTEXT"
+    I_OWNER = "I-OWNER"
     CUSTOM = "custom"  # a check a plugin added (hook pytest_chat_harness_checks)
     SCENARIO_ERROR = "scenario_error"  # the scenario file is wrong (not the backend)
     HARNESS_ERROR = "harness_error"  # chat-harness itself broke
 
+
+# the ids of the protocol-neutral invariants (harness.checks.invariants; docs/protocols.md):
+# a scenario may name them under ``covers:`` next to the contract's clauses
+INVARIANTS: tuple[str, ...] = tuple(c.value for c in Check if c.value.startswith("I-"))
 
 # the checks a scenario's ``checks:`` may switch off, in the order its errors list them
 SWITCHABLE: tuple[str, ...] = tuple(c.value for c in (

@@ -9,7 +9,8 @@ import pytest
 from harness.scenario.load import discover, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
-AREAS = {"chat", "stream", "messages", "sessions", "auth", "errors", "seed", "run", "races"}
+AREAS = {"chat", "stream", "messages", "sessions", "auth", "errors", "seed", "run", "races",
+         "ai-sdk"}
 FILES = discover([ROOT / "scenarios"])
 
 

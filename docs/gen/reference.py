@@ -188,8 +188,8 @@ def scenario_keys() -> str:
         out.append(f"### {name}\n\n`{kind.name}:` steps. "
                    f"{(kind.model.__doc__ or '').strip().splitlines()[0]}\n")
         out.append(_keys(defs[name]) + "\n")
-    for name in ("ProviderAnswer", "StreamError", "Expect", "ProviderExpect", "Token",
-                 "ClientOptions", "Repeat"):
+    for name in ("ProviderAnswer", "StreamError", "ToolCall", "SideAnswer", "SideMatch",
+                 "Expect", "ProviderExpect", "Token", "ClientOptions", "Repeat"):
         text = defs[name].get("description", "").strip().splitlines()
         out.append(f"### {name}\n\n{text[0] if text else ''}\n")
         out.append(_keys(defs[name]) + "\n")

@@ -50,11 +50,15 @@ def unregister_check(check: Callable[[RunView], Any]) -> None:
 
 
 async def run_builtin_checks(run: RunView) -> None:
-    """The built-in checks (those the scenario did not switch off), then the plugins'."""
-    state = conversation.Snapshot()
-    for name, check in CHECKS:
-        if run.scenario.check_enabled(name):
-            await check(run, state)
+    """The built-in checks (those the scenario did not switch off), then the plugins'.
+
+    The contract's checks judge a contract run; a run of another protocol was judged
+    by the protocol-neutral invariants after every step (:mod:`.invariants`)."""
+    if run.protocol.contract_checks:  # other protocols: the invariants, after every step
+        state = conversation.Snapshot()
+        for name, check in CHECKS:
+            if run.scenario.check_enabled(name):
+                await check(run, state)
     for extra in list(EXTRA):
         outcome = extra(run)
         if inspect.isawaitable(outcome):

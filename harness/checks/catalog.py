@@ -22,6 +22,7 @@ class About:
 
 _AFTER = "after the steps"
 _DURING = "while a step runs"
+_INVARIANT = "after every step, under a protocol other than the contract"
 
 ABOUT: dict[Check, About] = {
     Check.OUTCOME: About(
@@ -76,6 +77,26 @@ ABOUT: dict[Check, About] = {
         ("C-MSG-7",), "after each round of a parallel: step, and in explore"),
     Check.ATOMIC: About(
         "a refused batch stored nothing", ("C-MSG-3",), "in explore"),
+    # the protocol-neutral invariants (docs/protocols.md): their id is their clause
+    Check.I_ORDER: About(
+        "the stored conversation equals what the client saw, in order: each user message "
+        "once, followed by the answer it received; nothing else (no empty assistant row)",
+        ("I-ORDER",), _INVARIANT),
+    Check.I_PAIR: About(
+        "each answer is the provider's answer to its turn, stored right after its user "
+        "message under the id the stream announced", ("I-PAIR",), _INVARIANT),
+    Check.I_LOST: About(
+        "a user message the backend took (a 200, or a 5xx) is stored, also when the provider "
+        "failed", ("I-LOST",), _INVARIANT),
+    Check.I_RESEND: About(
+        "resending a turn under its own id does not fail when the provider answers, and "
+        "duplicates nothing", ("I-RESEND",), _INVARIANT),
+    Check.I_CONTEXT: About(
+        "every chat call of a turn carries the stored successful history, then the turn: no "
+        "empty or duplicate messages", ("I-CONTEXT",), _INVARIANT),
+    Check.I_OWNER: About(
+        "a turn into another user's chat is refused (4xx), stores nothing and calls no "
+        "provider", ("I-OWNER",), _INVARIANT),
 }
 
 # not findings about the backend: the plugins' own, and errors of the scenario or harness

@@ -10,6 +10,7 @@ from harness.provider.engine import (
     RawAnswer,
     Reply,
     ScriptedProvider,
+    Side,
     StepEnd,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "RawAnswer",
     "Reply",
     "ScriptedProvider",
+    "Side",
     "StepEnd",
 ]

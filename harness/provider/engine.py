@@ -39,6 +39,9 @@ class Reply:
     error_code: int = 502  # ... with this error.code
     error_message: str = "Provider error"
     done: bool = True  # end with "data: [DONE]"
+    # tool calls the model makes ({name, arguments (an object or a JSON string), id?}):
+    # message.tool_calls (delta.tool_calls when streamed), finish_reason "tool_calls"
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,34 @@ class RawAnswer:
 
 
 Answer = Reply | ErrorAnswer | RawAnswer
+
+
+@dataclass(frozen=True)
+class Side:
+    """A side rule: every call it matches gets ``answer`` (again and again), without
+    taking the step's planned answers: a title request next to the chat call, say.
+
+    A call matches when every criterion given holds: its ``model``, its ``stream``
+    flag (absent counts as false), and ``contains`` found in its JSON body's text.
+    """
+
+    answer: Answer
+    model: str | None = None
+    stream: bool | None = None
+    contains: str | None = None
+
+    def matches(self, body: Any, raw: bytes) -> bool:
+        doc = body if isinstance(body, dict) else {}
+        if self.model is not None and doc.get("model") != self.model:
+            return False
+        if self.stream is not None and (doc.get("stream") is True) != self.stream:
+            return False
+        return self.contains is None or self.contains in raw.decode("utf-8", "replace")
+
+    def describe(self) -> str:
+        said = [f"{k}={v!r}" for k in ("model", "stream", "contains")
+                if (v := getattr(self, k)) is not None]
+        return "side rule " + (", ".join(said) or "(every call)")
 
 # -- what the engine hands an adapter -----------------------------------------
 
@@ -97,6 +128,7 @@ class ProviderCall:
     body: Any  # the parsed JSON body, or the raw text when it was not JSON
     answer: str = ""  # a one-line description of what the engine answered
     scripted: bool = True  # False: the scenario planned no answer for this call
+    side: str = ""  # answered by a side rule (a title request, ...): the rule, else ""
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -145,7 +177,8 @@ class ProviderControl(Protocol):
     def pending(self) -> list[tuple[str | None, Answer]]: ...
     def discard_pending(self) -> None: ...
     def calls_in_step(self, step: int) -> list[ProviderCall]: ...
-    def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None: ...
+    def begin_step(self, step: int, plans: Sequence[Plan] = (),
+                   sides: Sequence[Side] = ()) -> None: ...
     def end_step(self, step: int) -> StepEnd: ...
 
 
@@ -163,6 +196,7 @@ class ScriptedProvider:
         self.calls: list[ProviderCall] = []
         self.step: int | None = None
         self._ids = itertools.count(1)
+        self.sides: tuple[Side, ...] = ()  # the running step's side rules
 
     # -- scripting -------------------------------------------------------
     def reset(self) -> None:
@@ -171,6 +205,7 @@ class ScriptedProvider:
         self.calls.clear()
         self.step = None
         self._ids = itertools.count(1)
+        self.sides = ()
 
     def plan(self, answer: Answer, *, for_model: str | None = None) -> None:
         """Queue ``answer`` for the next call (for ``for_model`` only, if given)."""
@@ -194,9 +229,12 @@ class ScriptedProvider:
         return [c for c in self.calls if c.step == step]
 
     # -- a step at a time: what the runner does, in one move each ----------
-    def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None:
-        """Calls from now on belong to ``step``; queue its planned answers."""
+    def begin_step(self, step: int, plans: Sequence[Plan] = (),
+                   sides: Sequence[Side] = ()) -> None:
+        """Calls from now on belong to ``step``; queue its planned answers; its side
+        rules answer the calls they match (first match wins)."""
         self.step = step
+        self.sides = tuple(sides)
         for answer, for_model in plans:
             self.plan(answer, for_model=for_model)
 
@@ -209,6 +247,7 @@ class ScriptedProvider:
         end = StepEnd(self.calls_in_step(step), self.pending())
         self.discard_pending()
         self.step = None
+        self.sides = ()
         return end
 
     # -- serving ---------------------------------------------------------
@@ -240,6 +279,11 @@ class ScriptedProvider:
         if method != "POST" or not path.endswith("/chat/completions"):
             call.answer = f"404 (no such provider route {method} {path})"
             return _json(404, {"error": {"code": 404, "message": f"No route {method} {path}"}})
+        side = next((r for r in self.sides if r.matches(parsed, body)), None)
+        if side is not None:
+            call.side = side.describe()
+            call.answer = f"{describe(side.answer)} ({call.side})"
+            return self._render(side.answer, call)
         answer = self._take(call.model)
         if answer is None:
             call.answer = f"{UNSCRIPTED_STATUS} (no answer planned for this call)"
@@ -272,6 +316,11 @@ class ScriptedProvider:
                     "finish_reason": "stop",
                 }],
             }
+            if answer.tool_calls:
+                choice = body["choices"][0]
+                choice["message"]["tool_calls"] = _tool_calls(answer)
+                choice["message"]["content"] = answer.content or None
+                choice["finish_reason"] = "tool_calls"
             if not answer.omit_usage:
                 body["usage"] = _usage(answer, call)
             return _json(200, body, delay_s=delay)
@@ -337,16 +386,40 @@ class ScriptedProvider:
         if answer.cut_after is not None and answer.cut_after >= len(pieces):
             return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000,
                             chunks=tuple(out), cut=True)
+        for i, tool in enumerate(_tool_calls(answer)):  # each call whole, in one chunk
+            out.append((gap, chunk({"tool_calls": [{"index": i, **tool}]})))
+        finish = "tool_calls" if answer.tool_calls else "stop"
         last: dict[str, Any] = {
             "id": gen_id, "object": "chat.completion.chunk", "created": 1755009000 + n,
-            "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
         }
+        options = call.body.get("stream_options") if isinstance(call.body, dict) else None
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            # OpenAI's form: the finish chunk, then the usage alone (empty choices)
+            out.append((0.0, event(last)))
+            last = {"id": gen_id, "object": "chat.completion.chunk",
+                    "created": 1755009000 + n, "model": model, "choices": []}
+            if answer.omit_usage:
+                last = {}
         if not answer.omit_usage:
             last["usage"] = _usage(answer, call)
-        out.append((0.0, event(last)))
+        if last:
+            out.append((0.0, event(last)))
         if answer.done:
             out.append((0.0, b"data: [DONE]\n\n"))
         return Outgoing(200, _SSE, b"", delay_s=answer.delay_ms / 1000, chunks=tuple(out))
+
+
+def _tool_calls(answer: Reply) -> list[dict[str, Any]]:
+    """The OpenAI form of the scripted tool calls (arguments as a JSON string)."""
+    out = []
+    for i, tool in enumerate(answer.tool_calls):
+        args = tool.get("arguments", {})
+        out.append({"id": str(tool.get("id") or f"call_{i + 1}"), "type": "function",
+                    "function": {"name": str(tool.get("name")),
+                                 "arguments": args if isinstance(args, str)
+                                 else json.dumps(args)}})
+    return out
 
 
 def _generation_id(answer: Reply, n: int) -> str:

@@ -31,7 +31,7 @@ import httpx
 import harness
 from harness.errors import InternalError, TargetError
 from harness.provider import wire
-from harness.provider.engine import Answer, Plan, ProviderCall, StepEnd
+from harness.provider.engine import Answer, Plan, ProviderCall, Side, StepEnd
 from harness.provider.wire import CONTROL_PREFIX, PROVIDER_PREFIX
 
 if TYPE_CHECKING:
@@ -114,9 +114,13 @@ class ProviderControlClient:
         self._call("POST", "/discard-pending")
 
     # -- a step in two round trips (the runner's path: see ScriptedProvider) -------
-    def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None:
-        self._call("POST", "/begin-step", json={
-            "step": step, "plans": [wire.plan_to_json(a, m) for a, m in plans]})
+    def begin_step(self, step: int, plans: Sequence[Plan] = (),
+                   sides: Sequence[Side] = ()) -> None:
+        body: dict[str, Any] = {"step": step,
+                                "plans": [wire.plan_to_json(a, m) for a, m in plans]}
+        if sides:
+            body["sides"] = [wire.side_to_json(r) for r in sides]
+        self._call("POST", "/begin-step", json=body)
 
     def end_step(self, step: int) -> StepEnd:
         data = self._call("POST", "/end-step", json={"step": step})

@@ -249,9 +249,10 @@ def control_routes(engine: ScriptedProvider) -> list[Route]:
             if step is None:
                 raise wire.WireError("step must be an integer")
             plans = [wire.plan_from_json(item) for item in data.get("plans") or []]
+            sides = [wire.side_from_json(item) for item in data.get("sides") or []]
         except wire.WireError as exc:
             return _bad(str(exc))
-        engine.begin_step(step, plans)
+        engine.begin_step(step, plans, sides)
         return _json({"step": step, "pending": len(engine.pending())})
 
     async def end_step(request: Request) -> Response:

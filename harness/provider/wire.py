@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import InvalidInput
-from harness.provider.engine import Answer, ErrorAnswer, ProviderCall, RawAnswer, Reply
+from harness.provider.engine import Answer, ErrorAnswer, ProviderCall, RawAnswer, Reply, Side
 
 PROVIDER_PREFIX = "/api/v1"  # OpenRouter's paths: everything under it goes to the engine
 CONTROL_PREFIX = "/_chat-harness"  # the control API: no OpenRouter path starts with "_"
@@ -87,6 +87,8 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
             out.update(encode_body(value))
         elif f.name in _MAPPINGS and value is not None:
             out[f.name] = dict(value)
+        elif f.name == "tool_calls":
+            out[f.name] = [dict(t) for t in value]
         else:
             out[f.name] = value
     return out
@@ -107,6 +109,9 @@ def answer_from_json(data: Any) -> Answer:
     fields = {k: v for k, v in data.items() if k in names}
     if "body" in names and "body" in data:
         fields["body"] = decode_body(data)
+    if isinstance(fields.get("tool_calls"), list):
+        fields["tool_calls"] = tuple(dict(t) for t in fields["tool_calls"]
+                                     if isinstance(t, Mapping))
     try:
         return cls(**fields)
     except TypeError as exc:  # a required field is missing
@@ -127,6 +132,7 @@ def call_to_json(call: ProviderCall) -> dict[str, Any]:
         **encode_body(call.body),
         "answer": call.answer,
         "scripted": call.scripted,
+        "side": call.side,
         "at": call.at,
     }
 
@@ -145,6 +151,7 @@ def call_from_json(data: Any) -> ProviderCall:
             body=decode_body(data),
             answer=data.get("answer", ""),
             scripted=data.get("scripted", True),
+            side=data.get("side", ""),
             at=data["at"],
         )
     except KeyError as exc:
@@ -180,3 +187,24 @@ def plan_from_json(item: Any) -> tuple[Answer, str | None]:
     if for_model is not None and not isinstance(for_model, str):
         raise WireError(f"for_model must be a string or null, got {for_model!r}")
     return answer_from_json(item["answer"]), for_model
+
+
+def side_to_json(side: Side) -> dict[str, Any]:
+    """A side rule, as ``begin-step`` takes it: ``{"answer", "model", "stream", "contains"}``."""
+    return {"answer": answer_to_json(side.answer), "model": side.model, "stream": side.stream,
+            "contains": side.contains}
+
+
+def side_from_json(item: Any) -> Side:
+    if not isinstance(item, Mapping) or "answer" not in item:
+        raise WireError(f'a side rule must be {{"answer": {{...}}, "model"?, "stream"?, '
+                        f'"contains"?}}, got {item!r}')
+    model, stream, contains = item.get("model"), item.get("stream"), item.get("contains")
+    if model is not None and not isinstance(model, str):
+        raise WireError(f"a side rule's model must be a string or null, got {model!r}")
+    if stream is not None and not isinstance(stream, bool):
+        raise WireError(f"a side rule's stream must be true, false or null, got {stream!r}")
+    if contains is not None and not isinstance(contains, str):
+        raise WireError(f"a side rule's contains must be a string or null, got {contains!r}")
+    return Side(answer_from_json(item["answer"]), model=model, stream=stream,
+                contains=contains)

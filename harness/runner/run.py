@@ -22,12 +22,15 @@ from harness.checks import outcome
 from harness.contract import oracle
 from harness.db import Database
 from harness.errors import ScenarioError, Skip
-from harness.provider import Answer, Plan, ProviderCall, ProviderControl
+from harness.profile import Profile
+from harness.provider import Answer, Plan, ProviderCall, ProviderControl, Side
 from harness.result import Check, Exchange, ScenarioResult, StepRecord
 from harness.scenario import template
 from harness.scenario.frontend import ChatClient, Clock, Sync
 from harness.scenario.load import Scenario
 from harness.scenario.model import Expect, ParallelStep, Step, Token
+from harness.scenario.protocols import adapter
+from harness.scenario.protocols.base import Adapter
 from harness.scenario.rounds import PREFIX, SLOT, Fresh, Slot
 from harness.scenario.steps import kind_of
 
@@ -50,6 +53,8 @@ class RunContext:
     provider_api_key: str = ""
     salt: str = ""  # mixed into users and generated ids where the database is not reset
     strict_fields: bool = False  # list the extra fields of answers as notes
+    protocol: str = "contract"  # how the conversation steps speak (harness.scenario.protocols)
+    profile: Profile | None = None  # the backend's profile (routes, login, the SQL of messages)
 
 
 class _Variables(dict[str, Any]):
@@ -138,6 +143,11 @@ class ScenarioRun:
         # why the steps after the current one are not run (a step they depend on
         # broke: the failure is recorded); None while the run goes on
         self.stopped: str | None = None
+        self._protocol = adapter(ctx.protocol, ctx.profile)
+
+    @property
+    def protocol(self) -> Adapter:
+        return self._protocol
 
     # -- identity ----------------------------------------------------------
     def user_id(self, actor: str) -> str:
@@ -259,7 +269,7 @@ class ScenarioRun:
         self.result.steps.append(record)
         self._step = record
         self.begin_round(index, 1)
-        self.ctx.provider.begin_step(index, self._plans(step))
+        self.ctx.provider.begin_step(index, self._plans(step), self._sides(step))
         try:
             await self.perform(index, step)
         finally:
@@ -267,8 +277,14 @@ class ScenarioRun:
             self.step_calls[index] = end.calls
         # a step stopped before it sent anything has no calls to judge
         if record.exchanges or self.stopped is None:
-            expectations.provider_expect(self, index, step, end.calls)
-            expectations.provider_script(self, index, end)
+            # side calls (a title request) answer to their own rules, not the step's script
+            chat_calls = [c for c in end.calls if not c.side]
+            expectations.provider_expect(self, index, step, chat_calls)
+            expectations.provider_script(self, index, end._replace(calls=chat_calls))
+        if not self.protocol.contract_checks:  # the invariants, after every step's turns
+            from harness.checks import invariants
+
+            await invariants.check_step(self, index)
         record.provider_calls = [
             {"model": c.model, "messages": c.messages, "answer": c.answer} for c in end.calls
         ]
@@ -298,6 +314,8 @@ class ScenarioRun:
         await asyncio.gather(*(health() for _ in range(count)))
 
     async def judge_round(self, index: int, step: ParallelStep, slots: list[Slot]) -> None:
+        if not self.protocol.contract_checks:  # each turn was judged by the invariants
+            return
         from harness.checks import races
 
         await races.check_round(self, index, step, slots)
@@ -365,6 +383,17 @@ class ScenarioRun:
             subs = (*step.before_parsed, *step.parsed) * step.rounds
         return [(answer, spec.for_model) for one in subs
                 for spec, answer in zip(one.answers(), self.answers(one), strict=True)]
+
+    def _sides(self, step: Step) -> list[Side]:
+        """The side rules of the step (a parallel step's, of all its steps), then the
+        scenario's, then the protocol's defaults (ai-sdk: the title request)."""
+        subs: tuple[Step, ...] = (step,)
+        if isinstance(step, ParallelStep):
+            subs = (*step.before_parsed, *step.parsed)
+        timeout = self.ctx.provider_timeout_ms
+        rules = [r.to_side(timeout) for one in subs for r in one.side]
+        rules += [r.to_side(timeout) for r in self.scenario.header.side]
+        return rules + list(self.protocol.default_sides())
 
     def load_fixture(self, index: int, name: str) -> Any:
         candidates = [self.scenario.file.parent / name, self.ctx.fixtures_dir / name]

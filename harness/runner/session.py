@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from harness.config import RunConfig
 from harness.db import Database, provision
-from harness.errors import EnvironmentProblem, HarnessError, InternalError, ScenarioError
+from harness.errors import (
+    DatabaseError,
+    EnvironmentProblem,
+    HarnessError,
+    InternalError,
+    ScenarioError,
+)
 from harness.folders import owned_folder
 from harness.options import reproduce_argv
 from harness.runner.result import BackendLog, ScenarioResult
@@ -102,9 +108,25 @@ class Harness:
                            *reproduce_argv(self.config)])
 
     def run(self, scenario: Scenario) -> ScenarioResult:
+        protocol = self.config.protocol
+        if protocol not in scenario.header.protocols:
+            return ScenarioResult(
+                scenario_id=scenario.id, file=scenario.display, target=self.config.target,
+                skipped=f"it speaks {', '.join(scenario.header.protocols)}, this run "
+                f"{protocol} (--protocol, or the profile's protocol:)",
+                reproduce=self.reproduce(scenario))
         self.start()
         self._check_alive()
-        if self._db is not None and self.config.reset_db:
+        profile = self.config.profile
+        if self._db is not None and profile is not None and not self.config.apply_schema:
+            if profile.reset_sql:  # the backend's own tables; else every scenario's ids are new
+                try:
+                    self._db.query(profile.reset_sql)
+                except Exception as exc:  # psycopg's: the SQL is the profile's
+                    raise DatabaseError(f"{profile.source}: reset_sql failed: {exc}",
+                                        hint="reset_sql empties your backend's tables, e.g. "
+                                        'DELETE FROM "Message_v2"; DELETE FROM "Chat"') from exc
+        elif self._db is not None and self.config.reset_db:
             self._db.reset()
         elif scenario.pinned_ids:
             assert self.target is not None
@@ -191,6 +213,7 @@ class Harness:
             strict_fields=self.config.strict_fields,
             fixtures_dir=self.config.fixtures, reproduce=self.reproduce(scenario),
             provider_api_key=target.provider_api_key, salt=self._salt,
+            protocol=self.config.protocol, profile=self.config.profile,
         )
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:

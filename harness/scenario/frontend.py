@@ -70,6 +70,25 @@ class Chat:
 
 
 @dataclass
+class Turn:
+    """One user turn as the client lived it, whatever the protocol (for the invariants)."""
+
+    step: int
+    actor: str
+    message_id: str  # the user message's id (the same again when resent)
+    text: str
+    model: str
+    status: int  # the HTTP status (0: no answer)
+    ok: bool  # the client got a complete answer (no error part, no error status)
+    answer: str = ""  # the answer's text as the client received it
+    answer_id: str | None = None  # the assistant message's id, as the backend announced it
+    error: str = ""  # why it failed, as the client saw it
+    resent: bool = False  # the same message id was sent before (a retry)
+    owner: str = ""  # the actor who owns the chat (the first to send into it)
+    part_types: tuple[str, ...] = ()  # the kinds of stream parts received, in order
+
+
+@dataclass
 class ChatClient:
     session_id: str
     clock: Clock
@@ -82,6 +101,8 @@ class ChatClient:
     # the last batch the client stored, or held back (a chat step's ``sync: false``,
     # status 0): what a ``resync`` posts
     last_batch: Sync | None = None
+    turns: list[Turn] = field(default_factory=list)  # every user turn (ai-sdk and others)
+    reported: set[str] = field(default_factory=set)  # invariant failures said once already
 
     def new_id(self, ts: datetime) -> str:
         ms = int(ts.timestamp() * 1000)

@@ -164,8 +164,9 @@ def _covers(header: Header, doc: yamlsource.Node, display: str) -> None:
     if not header.covers:
         return
     from harness.contract.clauses import UnknownClause, clause_ids, suggest
+    from harness.result import INVARIANTS
 
-    ids = clause_ids()
+    ids = [*clause_ids(), *INVARIANTS]
     for i, clause in enumerate(header.covers):
         if clause not in ids:
             raise UnknownClause(

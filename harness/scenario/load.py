@@ -33,7 +33,7 @@ from harness.scenario.model import (
 from harness.scenario.steps import KINDS as STEP_KINDS
 from harness.scenario.steps import kind_of
 
-CLAUSE_ID = re.compile(r"^C-[A-Z]+-\d+$")
+CLAUSE_ID = re.compile(r"^(C-[A-Z]+-\d+|I-[A-Z]+)$")  # a clause, or an invariant (I-ORDER)
 
 
 @dataclass(frozen=True)

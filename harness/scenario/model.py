@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply
+from harness.provider import Answer, ErrorAnswer, RawAnswer, Reply, Side
 from harness.result import SWITCHABLE
 
 
@@ -31,6 +31,17 @@ class StreamError(_Strict):
     """The error chunk's code."""
     message: str = "Provider error"
     """The error chunk's message."""
+
+
+class ToolCall(_Strict):
+    """A tool call the model makes (``reply`` may then be empty)."""
+
+    name: str = Field(min_length=1, examples=["getWeather"])
+    """The tool's name."""
+    arguments: dict[str, Any] | str = Field(default_factory=dict, examples=[{"city": "Paris"}])
+    """Its arguments: an object (sent as a JSON string), or the string itself."""
+    id: str | None = Field(default=None, examples=["call_1"])
+    """The call's id (default: call_1, call_2, ...)."""
 
 
 class ProviderAnswer(_Strict):
@@ -81,6 +92,10 @@ class ProviderAnswer(_Strict):
     """Streams: a mid-stream error chunk."""
     done: bool = True
     """Streams: end with ``data: [DONE]``."""
+    tool_calls: list[ToolCall] = Field(
+        default_factory=list, examples=[[{"name": "getWeather", "arguments": {"city": "Paris"}}]])
+    """Tool calls the model makes (with ``reply``, ``""`` for no text): finish_reason
+    tool_calls."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProviderAnswer:
@@ -98,6 +113,8 @@ class ProviderAnswer(_Strict):
             raise ValueError("'disconnect' drops the connection; for a stream cut use cut_after")
         if self.reply is not None and self.status not in (None, 200):
             raise ValueError("'reply' is a 200 answer; use 'status' with 'error' for a failure")
+        if self.tool_calls and self.reply is None:
+            raise ValueError("'tool_calls' come with a 'reply' (its text, \"\" for none)")
         return self
 
     def to_answer(self, timeout_ms: int = 30_000) -> Answer:
@@ -119,6 +136,7 @@ class ProviderAnswer(_Strict):
                 cut_after=self.cut_after, error_after=err.after if err else None,
                 error_code=err.code if err else 502,
                 error_message=err.message if err else "Provider error", done=self.done,
+                tool_calls=tuple(t.model_dump(exclude_none=True) for t in self.tool_calls),
             )
         if self.raw is not None or self.disconnect:
             return RawAnswer(
@@ -130,6 +148,29 @@ class ProviderAnswer(_Strict):
             status=self.status, message=self.error or "Provider error",
             retry_after=self.retry_after, delay_ms=delay,
         )
+
+
+class SideMatch(_Strict):
+    """Which provider calls a side rule answers (every criterion given must hold)."""
+
+    model: str | None = Field(default=None, examples=["title-model"])
+    """The call asks for this model."""
+    stream: bool | None = Field(default=None, examples=[False])
+    """The call streams or not (a call without ``"stream": true`` counts as false)."""
+    contains: str | None = Field(default=None, min_length=1, examples=["Write a short title"])
+    """This text is found in the call's JSON body."""
+
+
+class SideAnswer(ProviderAnswer):
+    """A side rule: the calls ``match`` names get this answer, every time, without taking
+    the step's planned answers (e.g. the title request an AI SDK app makes)."""
+
+    match: SideMatch = Field(default_factory=SideMatch)
+    """Which calls the rule answers (every criterion given must hold; none: every call)."""
+
+    def to_side(self, timeout_ms: int = 30_000) -> Side:
+        return Side(self.to_answer(timeout_ms), model=self.match.model,
+                    stream=self.match.stream, contains=self.match.contains)
 
 
 class ProviderExpect(_Strict):
@@ -205,6 +246,9 @@ class _Step(_Strict):
     """An unusual token for this request (C-AUTH-1 edge cases)."""
     provider: ProviderPlan | None = None
     """The provider's answer to the step's call, or a list of answers (retries)."""
+    side: list[SideAnswer] = Field(default_factory=list)
+    """Side rules for this step's provider calls (before the scenario's): a call they match
+    (by model, stream, or a text of the request) gets their answer, not a planned one."""
     expect: Expect | None = None
     """What the step's HTTP answer must look like."""
     capture: dict[str, str] = Field(default_factory=dict,
@@ -371,6 +415,9 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CHECKS = SWITCHABLE  # the checks ``checks:`` may switch off (harness.result.Check lists all)
 
 
+Protocol = Literal["contract", "ai-sdk"]  # harness.scenario.protocols.NAMES
+
+
 class ClientOptions(_Strict):
     """How the simulated front end behaves."""
 
@@ -403,6 +450,16 @@ class Header(_Strict):
     checks: dict[Literal[CHECKS], bool] = Field(  # type: ignore[valid-type]
         default_factory=dict, examples=[{"idempotent": False}])
     """Switch built-in checks off for this scenario."""
+    protocol: Protocol | Annotated[list[Protocol], Field(min_length=1)] = Field(
+        default="contract", examples=["ai-sdk", ["contract", "ai-sdk"]])
+    """The protocols the scenario speaks (docs/protocols.md); a run of another protocol
+    skips it."""
+    side: list[SideAnswer] = Field(default_factory=list)
+    """Side rules for every step's provider calls (a title request, ...)."""
     steps: list[Any]
     """The steps, in order: each starts with its kind (chat, stream, retry, resync, http, db,
     parallel)."""
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return (self.protocol,) if isinstance(self.protocol, str) else tuple(self.protocol)

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from harness.contract.clauses import clause_ids
+from harness.result import INVARIANTS
 from harness.scenario.lint import ACTOR, SESSION_ID
 from harness.scenario.model import HTTP_METHODS, ClientOptions, Header
 from harness.scenario.steps import KINDS, StepKind
@@ -77,7 +78,8 @@ def _refine(root: dict[str, Any], defs: dict[str, Any]) -> None:
     """What the loader checks beyond the models, where a schema can say it (from the same
     sources: the clause ids, the patterns of lint, the HTTP methods, the client options)."""
     props = root["properties"]
-    props["covers"]["items"] = {"type": "string", "enum": clause_ids()}
+    # the contract's clauses, and the ids of the protocol-neutral invariants
+    props["covers"]["items"] = {"type": "string", "enum": [*clause_ids(), *INVARIANTS]}
     props["session"]["anyOf"][0]["pattern"] = SESSION_ID.pattern
     client = _model(ClientOptions, {})["properties"]
     props["matrix"] = {

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from harness.scenario.frontend import ChatClient, Sync
     from harness.scenario.load import Scenario
     from harness.scenario.model import Expect, ParallelStep, Step, Token
+    from harness.scenario.protocols.base import Adapter
     from harness.scenario.rounds import Slot
 
 
@@ -47,6 +48,8 @@ class RunView(Protocol):
     def conforming(self) -> set[int]: ...  # id() of answers the schema check passed
     @property
     def db(self) -> Database | None: ...  # None: no database access (--target-url alone)
+    @property
+    def protocol(self) -> Adapter: ...  # how the conversation-level steps speak (contract, ...)
     @property
     def strict_fields(self) -> bool: ...
     @property

@@ -29,15 +29,16 @@ if TYPE_CHECKING:
 API_KEY = "chat-harness-test-key"
 
 
-def healthy(base_url: str) -> bool:
-    """Whether `GET /api/health` answers 200 (C-RUN-2) right now."""
-    return health_problem(base_url) is None
+def healthy(base_url: str, path: str = "/api/health") -> bool:
+    """Whether `GET /api/health` answers 200 (C-RUN-2) right now (a profile's ready
+    route: 2xx or 3xx)."""
+    return health_problem(base_url, path) is None
 
 
-def health_problem(base_url: str) -> str | None:
+def health_problem(base_url: str, path: str = "/api/health") -> str | None:
     """Why `GET /api/health` does not answer 200 right now, in words; None if it does."""
     try:
-        response = httpx.get(f"{base_url}/api/health", timeout=2.0, trust_env=False)
+        response = httpx.get(f"{base_url}{path}", timeout=2.0, trust_env=False)
     except httpx.ConnectError as exc:
         text = str(exc)
         return ("the connection was refused: nothing listens there" if "refused" in text
@@ -46,6 +47,8 @@ def health_problem(base_url: str) -> str | None:
         return "no answer within 2 s"
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
+    if path != "/api/health" and 200 <= response.status_code < 400:
+        return None  # a profile's ready route (a page, a redirect to a login)
     if response.status_code != 200:
         return f"it answered {response.status_code}, not 200"
     return None
@@ -80,6 +83,12 @@ def backend_env(config: RunConfig, *, port: int, db: Database | None, provider_u
         env["CHAT_HARNESS_MUTANT"] = ",".join(sorted(config.mutants))
     if config.variants:
         env["CHAT_HARNESS_VARIANT"] = ",".join(sorted(config.variants))
+    if config.profile is not None:  # the names the backend reads instead (its profile's env)
+        env.update(config.profile.environment({
+            "port": env["PORT"], "database_url": env.get("DATABASE_URL", ""),
+            "provider_url": provider_url, "provider_api_key": API_KEY,
+            "jwt_secret": config.jwt_secret,
+            "provider_timeout_ms": str(config.provider_timeout_ms)}))
     return env
 
 
@@ -98,7 +107,8 @@ async def command(config: RunConfig, db: Database, *, log: Path) -> AsyncIterato
                       what=f"the backend (--target-cmd {config.target_cmd!r})")
         stack.callback(child.stop)
         base = f"http://127.0.0.1:{port}"
-        child.wait_ready(lambda: healthy(base), timeout_s=config.start_timeout_s,
+        child.wait_ready(lambda: healthy(base, config.ready_path),
+                         timeout_s=config.start_timeout_s,
                          hint=f"CMD must listen on $PORT ({port}) and answer GET /api/health "
                          "with 200; its environment is described in harness/contract/CONTRACT.md "
                          "(C-RUN-1)")
@@ -120,7 +130,7 @@ async def url(config: RunConfig) -> AsyncIterator[Target]:
     assert config.target_url
     base = config.target_url
     with _provider_server(config) as server:
-        problem = health_problem(base)
+        problem = health_problem(base, config.ready_path)
         if problem is not None:
             raise TargetError(
                 f"GET {base}/api/health: {problem}",
