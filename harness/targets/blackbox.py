@@ -30,15 +30,6 @@ if TYPE_CHECKING:
 API_KEY = "chat-harness-test-key"
 
 
-def no_cookies() -> CookieJar:
-    """A cookie jar that keeps nothing: every request carries exactly the cookies its step
-    sends (a cookie login's, per actor), never one a previous answer set. A login route
-    that sees an old session cookie answers without a new one (vercel/ai-chatbot's guest
-    route redirects), so a kept cookie would log every later actor in as no one. (A jar,
-    not an httpx.Cookies: a client copies those into a jar of its own.)"""
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-
-
 def healthy(base_url: str) -> bool:
     """Whether `GET /api/health` answers 200 (C-RUN-2) right now."""
     return health_problem(base_url) is None
@@ -149,6 +140,15 @@ async def url(config: RunConfig) -> AsyncIterator[Target]:
                 description=f"running backend at {base}; provider at "
                 f"{server.base_url}",
             )
+
+
+def no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing: every request carries exactly the cookies its step
+    sends (a cookie login's, per actor), never one a previous answer set. A login route
+    that sees an old session cookie answers without a new one (vercel/ai-chatbot's guest
+    route redirects), so a kept cookie would log every later actor in as no one. (A jar,
+    not an httpx.Cookies: a client copies those into a jar of its own.)"""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 __all__ = ["API_KEY", "backend_env", "command", "url"]
