@@ -170,3 +170,18 @@ def test_a_failed_turn_resent_is_answered_once(start_app, mutant):
         ("user", "one"), ("assistant", "A1"), ("user", "two"), ("assistant", "A2")]
     sent = [(m["role"], m["content"]) for m in calls[0].body["messages"]]
     assert sent == [("system", sent[0][1]), ("user", "one"), ("assistant", "A1"), ("user", "two")]
+
+
+def test_the_black_box_client_keeps_no_cookie_between_requests():
+    """A cookie login per actor needs requests without the cookies earlier answers set:
+    vercel/ai-chatbot's guest route answers a request that has a session with no new one."""
+    from harness.targets.blackbox import no_cookies
+
+    client = httpx.Client(cookies=no_cookies())
+    client.cookies.extract_cookies(httpx.Response(
+        307, headers={"set-cookie": "authjs.session-token=abc; Path=/; HttpOnly"},
+        request=httpx.Request("GET", "http://127.0.0.1:3000/api/auth/guest")))
+    assert dict(client.cookies) == {}
+    sent = client.build_request("POST", "http://127.0.0.1:3000/api/chat",
+                                headers={"cookie": "authjs.session-token=mine"})
+    assert sent.headers["cookie"] == "authjs.session-token=mine"

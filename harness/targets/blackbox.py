@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,7 +116,8 @@ async def command(config: RunConfig, db: Database, *, log: Path) -> AsyncIterato
         label = f"--target-cmd {config.target_cmd!r}" + "".join(
             f" --mutant {m}" for m in sorted(config.mutants)) + "".join(
             f" --variant {v}" for v in sorted(config.variants))
-        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+        async with httpx.AsyncClient(base_url=base, trust_env=False,
+                                     cookies=no_cookies()) as client:
             yield Target(
                 name=label, client=client, provider=server.provider,
                 provider_timeout_ms=config.provider_timeout_ms, provider_api_key=API_KEY,
@@ -139,7 +141,8 @@ async def url(config: RunConfig) -> AsyncIterator[Target]:
                 problem else "the backend must answer GET /api/health with 200 once it is "
                 "ready (C-RUN-2)",
             )
-        async with httpx.AsyncClient(base_url=base, trust_env=False) as client:
+        async with httpx.AsyncClient(base_url=base, trust_env=False,
+                                     cookies=no_cookies()) as client:
             yield Target(
                 name=f"--target-url {base}", client=client,
                 provider=server.provider,
@@ -147,6 +150,15 @@ async def url(config: RunConfig) -> AsyncIterator[Target]:
                 description=f"running backend at {base}; provider at "
                 f"{server.base_url}",
             )
+
+
+def no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing: every request carries exactly the cookies its step
+    sends (a cookie login's, per actor), never one a previous answer set. A login route
+    that sees an old session cookie answers without a new one (vercel/ai-chatbot's guest
+    route redirects), so a kept cookie would log every later actor in as no one. (A jar,
+    not an httpx.Cookies: a client copies those into a jar of its own.)"""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 __all__ = ["API_KEY", "backend_env", "command", "url"]

@@ -15,7 +15,9 @@ import {
   createUIMessageStream,
   createUIMessageStreamResponse,
   generateText,
+  stepCountIs,
   streamText,
+  tool,
   type UIMessage,
   type UIMessageChunk,
 } from "ai";
@@ -26,6 +28,18 @@ import { badRequest, ChatError, forbidden } from "./errors";
 import { model, ProviderTimeout } from "./provider";
 
 const SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly.";
+const MAX_STEPS = 3; // a tool call, its result, the answer
+
+// One tool, as ai-chatbot has getWeather: the chat call carries `tools` and
+// `tool_choice: "auto"` like theirs, and a scripted tool call runs end to end.
+// Deterministic: the answer depends on the city only.
+const tools = {
+  getWeather: tool({
+    description: "The current weather in a city.",
+    inputSchema: z.object({ city: z.string().min(1).max(100) }),
+    execute: async ({ city }) => ({ city, temperature: 10 + (city.length % 15), unit: "C" }),
+  }),
+};
 const TITLE_PROMPT =
   "Write a short title (at most 80 characters, no quotes) for a chat that starts with the user's message.";
 const MAX_TITLE = 80;
@@ -169,6 +183,8 @@ export async function postChat(body: PostBody, userId: string): Promise<Response
         model: model(selectedChatModel),
         system: SYSTEM_PROMPT,
         messages: modelMessages,
+        tools,
+        stopWhen: stepCountIs(MAX_STEPS),
         maxRetries: config().maxRetries,
         onError: () => undefined, // reported by fail() when it reaches the client
         includeRawChunks: true,
