@@ -82,6 +82,7 @@ class RunConfig:
     start_timeout_s: float = 60.0  # for GET /api/health of --target-cmd
     reports: Path = Path("reports")  # logs (target.log) go there too
     keep_logs: bool = True  # --reports '': the backend's log goes to a folder removed after
+    worker: str | None = None  # the pytest-xdist worker running this (its log: target-gwN.log)
 
     @property
     def mode(self) -> str:
