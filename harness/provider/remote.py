@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -46,11 +46,24 @@ class ProviderControlClient:
     at all (:mod:`harness.provider.journal`; the control API still answers)."""
 
     def __init__(self, control_url: str, *, timeout: float = 10.0,
-                 journal: Path | None = None) -> None:
+                 journal: Path | None = None, alive: Callable[[], bool] | None = None
+                 ) -> None:
         self.control_url = control_url.rstrip("/")
         # trust_env=False: an HTTP(S)_PROXY from the environment must not see local calls
         self._http = httpx.Client(base_url=self.control_url, timeout=timeout, trust_env=False)
         self._journal = ClientJournal(journal) if journal is not None else None
+        # through the journal no answer tells that the server is gone: its process does
+        self._alive = alive
+
+    def _journal_to(self, what: str) -> ClientJournal | None:
+        """The journal, if this client uses one, after making sure the server still runs
+        (as a failed round trip would tell over HTTP)."""
+        if self._journal is not None and self._alive is not None and not self._alive():
+            raise TargetError(
+                f"the scripted provider at {self.control_url} is gone (its process ended) "
+                f"before {what}",
+                hint="did the provider process stop? (ProviderServer keeps its log)")
+        return self._journal
 
     # -- plumbing ----------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None,
@@ -89,8 +102,9 @@ class ProviderControlClient:
         return result
 
     def reset(self) -> None:
-        if self._journal is not None:
-            self._journal.write({"op": "reset"})
+        journal = self._journal_to("a reset")
+        if journal is not None:
+            journal.write({"op": "reset"})
             return
         self._call("POST", "/reset")
 
@@ -146,14 +160,16 @@ class ProviderControlClient:
     # one after through the journal; over HTTP, a round trip each ----------------------
     def begin_step(self, step: int, plans: Sequence[Plan] = ()) -> None:
         payload = {"step": step, "plans": [wire.plan_to_json(a, m) for a, m in plans]}
-        if self._journal is not None:
-            self._journal.write({"op": "begin", **payload})
+        journal = self._journal_to(f"step {step}")
+        if journal is not None:
+            journal.write({"op": "begin", **payload})
             return
         self._call("POST", "/begin-step", json=payload)
 
     def end_step(self, step: int) -> StepEnd:
-        if self._journal is not None:
-            return StepEnd(*self._journal.end(step))
+        journal = self._journal_to(f"the end of step {step}")
+        if journal is not None:
+            return StepEnd(*journal.end(step))
         data = self._call("POST", "/end-step", json={"step": step})
         return StepEnd([wire.call_from_json(c) for c in data["calls"]],
                        wire.pending_from_json(data["pending"]))
@@ -280,7 +296,8 @@ class ProviderServer:
         self._child.wait_ready(ready, timeout_s=self.start_timeout,
                                hint="is the port in use? (--provider-port)"
                                if self.requested_port else None)
-        self._provider = RemoteProvider(self.control_url, journal=self._dir)
+        self._provider = RemoteProvider(self.control_url, journal=self._dir,
+                                        alive=self._child.alive)
         self.startup_s = time.monotonic() - started
 
     def _healthy(self) -> bool:
