@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Custom checks: chat-harness judges every answer with its built-in checks
 # (harness/checks/); a repository adds its own by implementing the hook
-# pytest_chat_harness_checks (harness/hooks.py, README "Extending"). Each check gets the
+# pytest_chat_harness_checks (harness/hooks.py, docs/guides/extending.md). Each check gets the
 # run's read-only view (harness.scenario.view.RunView) after every scenario and reports
 # with run.result.fail. This repository adds one that no clause spells out but every
 # backend should keep: the provider's API key (OPENROUTER_API_KEY) never reaches a client.

@@ -201,6 +201,29 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.errors import UsageError
+    from harness.scenario import schema
+
+    text = schema.render()
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{out} cannot be written: {exc.strerror}") from None
+    print(f"JSON Schema of scenario files written to {out}; an editor with a YAML language "
+          f"server uses it through the line '# yaml-language-server: $schema={out.resolve()}' "
+          "(or a path relative to the scenario file) or the "
+          "setting yaml.schemas (and yaml.customTags for the tags: see its description)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chat-harness",
@@ -264,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", default=None, metavar="OUT.yaml",
                      help="write there (put it under a scenarios/ folder); default: stdout")
     imp.add_argument("--name", default=None, help="the scenario's name (default: from FILE)")
+    sch = sub.add_parser("schema", help="print the JSON Schema of scenario files (for an "
+                         "editor's YAML language server: completion and checks as you type)")
+    sch.add_argument("-o", "--output", default=None, metavar="OUT.json",
+                     help="write there; default: stdout")
     ben = sub.add_parser("bench", help="the benchmark table (and reports/bench.json), from a "
                          "checkout: medians, each cost against a floor measured in the same run")
     ben.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
@@ -314,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             return _import(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "schema":
+            return _schema(args)
         if args.command == "load":
             from harness import load as load_command
 

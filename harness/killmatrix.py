@@ -331,7 +331,7 @@ def _state(row: Row) -> str:
 
 
 def render_markdown(matrix: Matrix) -> str:
-    """The matrix as Markdown tables (for reports/mutants.md and the README), then each
+    """The matrix as Markdown tables (for reports/mutants.md and the docs), then each
     false alarm: the scenarios a benign variant failed, with the first failure of each."""
     lines = ["| mutant | killed | by the owning check | by scenarios | checks | time |",
              "| --- | --- | --- | --- | --- | --- |"]

@@ -60,7 +60,7 @@ def _reports_dir(config: pytest.Config) -> Any:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from harness import hooks  # custom checks and step kinds (README, "Extending")
+    from harness import hooks  # custom checks and step kinds (docs/guides/extending.md)
 
     hooks.add_to(pluginmanager)
 

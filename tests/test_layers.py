@@ -1,4 +1,5 @@
-"""The layers README draws hold, and no package has an import cycle (import-linter)."""
+"""The layers docs/reference/layout.md draws hold, and no package has an import cycle
+(import-linter)."""
 
 from __future__ import annotations
 

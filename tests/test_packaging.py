@@ -36,6 +36,7 @@ def test_the_wheel_carries_every_scenario_and_fixture(tmp_path: Path) -> None:
                 for p in (ROOT / kind).rglob("*") if p.is_file()}
         assert want and want <= names, sorted(want - names)[:5]
     assert "harness/contract/clauses.yaml" in names
+    assert "harness/scenario/scenario.schema.json" in names  # for editors (chat-harness schema)
 
 
 def test_without_a_scenarios_folder_here_the_harness_runs_its_own(

@@ -162,3 +162,31 @@ steps:
     assert len(ports) == 6, log  # every request met another one in flight
     for first, second in zip(ports[::2], ports[1::2], strict=True):
         assert first != second  # two connections, not one
+
+
+def test_a_db_step_in_a_group_does_not_hold_the_other_requests(tmp_path: Path) -> None:
+    # the db step waits (a deadline of 10 s, polling) for the session that the other
+    # request of its group creates: run on the event loop, it would hold that request
+    # back until its deadline and fail; in a thread, it sees the session arrive
+    _write(tmp_path, "wait.yaml", """name: wait
+checks: {envelope: false, schema: false, idempotent: false}
+steps:
+  - parallel:
+      - db: |
+          DO $$ BEGIN
+            FOR i IN 1..1000 LOOP
+              IF EXISTS (SELECT 1 FROM chat_sessions WHERE id = '${fresh.conv}') THEN
+                RETURN;
+              END IF;
+              PERFORM pg_sleep(0.01);
+            END LOOP;
+            RAISE EXCEPTION 'the session never appeared';
+          END $$
+      - http: POST /api/chat/sessions
+        body: {id: "${fresh.conv}"}
+        expect: {status: 201}
+    rounds: 2
+""")
+    done = chat_harness("run", str(tmp_path / "wait.yaml"), "--reports", str(tmp_path / "r"),
+                        tmp=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -1,7 +1,8 @@
-"""README's command examples are executed, and what it shows them printing must match.
+"""README's and the documentation's command examples are executed, and what they show
+them printing must match.
 
-Every ```sh block of README.md is a test. A comment right before a block says
-how it is held to what it claims:
+Every ```sh block of README.md and of the pages under docs/ is a test. A comment right
+before a block says how it is held to what it claims:
 
     <!-- example -->                   run each command; each must exit 0
     <!-- example: exits=0,1 -->        ... with these exit codes, in order
@@ -34,11 +35,15 @@ from runs import ROOT, run_env
 pytestmark = pytest.mark.readme
 
 README = ROOT / "README.md"
+# the documentation site's pages (docs/gen holds its generator, not pages)
+PAGES = [README, *sorted(p for p in (ROOT / "docs").rglob("*.md")
+                         if "gen" not in p.relative_to(ROOT / "docs").parts)]
 DIRECTIVE = re.compile(r"^<!-- example(?::\s*(?P<args>.*?))?\s*-->$")
 
 
 @dataclass
 class Block:
+    file: str  # README.md, docs/tutorial.md, ...
     line: int  # of the opening fence, 1-based
     commands: list[str]
     exits: list[int]
@@ -49,7 +54,7 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"README.md:{self.line}"
+        return f"{self.file}:{self.line}"
 
 
 def _args(text: str) -> dict[str, str]:
@@ -76,8 +81,9 @@ def _commands(lines: list[str]) -> list[str]:
     return out
 
 
-def blocks() -> list[Block]:
-    lines = README.read_text(encoding="utf-8").splitlines()
+def blocks(page: Path = README) -> list[Block]:
+    name = page.relative_to(ROOT).as_posix()
+    lines = page.read_text(encoding="utf-8").splitlines()
     found: list[Block] = []
     directive: dict[str, str] | None = None
     i = 0
@@ -98,11 +104,11 @@ def blocks() -> list[Block]:
                 mode = "skip" if "skip" in args else "ci" if "ci" in args else "run"
                 exits = ([int(x) for x in args["exits"].split(",")] if "exits" in args
                          else [0] * len(commands))
-                assert len(exits) == len(commands), f"README.md:{i + 1}: exits= vs commands"
-                found.append(Block(i + 1, commands, exits, mode, args.get("skip", ""),
+                assert len(exits) == len(commands), f"{name}:{i + 1}: exits= vs commands"
+                found.append(Block(name, i + 1, commands, exits, mode, args.get("skip", ""),
                                    args.get("in") == "repo"))
             elif lang in ("", "text") and directive is not None and "output" in directive:
-                assert found, f"README.md:{i + 1}: an output block before any command block"
+                assert found, f"{name}:{i + 1}: an output block before any command block"
                 found[-1].outputs.append(body)
             directive = None
             i = end + 1
@@ -113,7 +119,7 @@ def blocks() -> list[Block]:
     return found
 
 
-BLOCKS = blocks()
+BLOCKS = [block for page in PAGES for block in blocks(page)]
 
 
 def test_the_readme_has_examples_and_says_why_it_skips_any() -> None:
@@ -186,10 +192,10 @@ def test_the_example_does_what_the_readme_says(block: Block, workdir: Path,
         out = proc.stdout + proc.stderr
         printed += out
         assert proc.returncode == exit_code, (
-            f"{block.id}: {command!r} exited {proc.returncode}, README says {exit_code}\n"
+            f"{block.id}: {command!r} exited {proc.returncode}, the page says {exit_code}\n"
             + out[-3000:])
         assert "Traceback" not in out or block.in_repo, f"{block.id}: {command!r}\n{out[-3000:]}"
     for shown in block.outputs:
         missing = _matches(shown, printed)
-        assert not missing, (f"{block.id}: README shows lines these commands did not print: "
+        assert not missing, (f"{block.id}: the page shows lines these commands did not print: "
                              f"{missing}\n--- printed ---\n{printed[-4000:]}")

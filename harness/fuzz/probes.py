@@ -23,7 +23,7 @@ must hold *across* calls, and these probes ask:
 
 Every probe request carries the tester's own headers and counts against no
 schemathesis limit: each accepted store costs about ten more requests (see
-README, "Generated tests", for staging).
+docs/guides/generated-tests.md, for staging).
 """
 
 from __future__ import annotations

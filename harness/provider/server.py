@@ -183,16 +183,21 @@ def control_routes(engine: ScriptedProvider, journal: ServerJournal | None = Non
     journal's commands written so far applied first, so both ways keep their order)."""
 
     async def health(request: Request) -> Response:
+        """Whether the provider is up: ``{"status": "ok", "pid", "provider_path"}``."""
         return _json({"status": "ok", "pid": os.getpid(), "provider_path": PROVIDER_PREFIX})
 
     async def reset(request: Request) -> Response:
+        """Forget every plan, call and step (between scenarios)."""
         engine.reset()
         return _json({"ok": True})
 
     async def get_step(request: Request) -> Response:
+        """The step the calls are recorded under: ``{"step": N or null}``."""
         return _json({"step": engine.step})
 
     async def put_step(request: Request) -> Response:
+        """Record later calls under ``{"step": N or null}`` (by hand; the runner uses
+        begin-step)."""
         try:
             data = await _body(request)
             if not isinstance(data, dict) or "step" not in data:
@@ -203,6 +208,8 @@ def control_routes(engine: ScriptedProvider, journal: ServerJournal | None = Non
         return _json({"step": engine.step})
 
     async def plan(request: Request) -> Response:
+        """Plan the next answer: ``{"answer": {...}, "for_model": name or null}``; answers
+        ``{"ok": true, "pending": N}``."""
         try:
             data = await _body(request)
             if not isinstance(data, dict) or "answer" not in data:
@@ -216,6 +223,8 @@ def control_routes(engine: ScriptedProvider, journal: ServerJournal | None = Non
         return _json({"ok": True, "pending": len(engine.pending())})
 
     async def calls(request: Request) -> Response:
+        """The calls the backend made, ``?step=N`` (or ``null``) for one step's:
+        ``{"calls": [...]}``."""
         calls = engine.calls
         if "step" in request.query_params:
             text = request.query_params["step"]
@@ -229,13 +238,17 @@ def control_routes(engine: ScriptedProvider, journal: ServerJournal | None = Non
         return _json({"calls": [wire.call_to_json(c) for c in calls]})
 
     async def pending(request: Request) -> Response:
+        """The planned answers nobody asked for yet: ``{"pending": [...]}``."""
         return _json({"pending": wire.pending_to_json(engine.pending())})
 
     async def discard_pending(request: Request) -> Response:
+        """Drop the planned answers nobody asked for."""
         engine.discard_pending()
         return _json({"ok": True})
 
     async def begin_step(request: Request) -> Response:
+        """Start step N with its planned answers, in one round trip: ``{"step": N, "plans":
+        [{"answer": {...}, "for_model": name or null}, ...]}``."""
         try:
             data = await _body(request)
             if not isinstance(data, dict) or "step" not in data:
@@ -251,6 +264,8 @@ def control_routes(engine: ScriptedProvider, journal: ServerJournal | None = Non
         return _json({"step": step, "pending": len(engine.pending())})
 
     async def end_step(request: Request) -> Response:
+        """End step N: ``{"step": N}``; answers its calls and its untaken answers (then
+        discarded): ``{"calls": [...], "pending": [...]}``."""
         try:
             data = await _body(request)
             step = _step_value(data.get("step") if isinstance(data, dict) else None)

@@ -26,7 +26,7 @@ import pytest
 
 from harness.errors import HarnessError
 
-RETURNCODE = 3  # the run could not be carried out (README: exit codes)
+RETURNCODE = 3  # the run could not be carried out (docs/reference/cli.md: exit codes)
 
 
 def lines(exc: HarnessError, lead: str) -> tuple[str, list[str]]:

@@ -205,7 +205,7 @@ def _scenario_error(
                 expected += f" or {form}"
     if kind == "value_error":
         return ScenarioError(expected, location=location, key=key or None,
-                            hint="see the scenario reference in README.md")
+                            hint="see the scenario reference: docs/reference/scenarios.md")
     got = err.get("input", value)
     typed = any(word in expected for word in ("integer", "boolean", "number"))
     shown = ("mapping" if isinstance(got, dict) else "list" if isinstance(got, list)
@@ -215,7 +215,7 @@ def _scenario_error(
         location=location, key=key,
         hint="write numbers and true/false without quotes" if isinstance(got, str) and typed
         else "quote the value to make it a string" if "string" in expected
-        else "see the scenario reference in README.md",
+        else "see the scenario reference: docs/reference/scenarios.md",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -37,9 +38,9 @@ async def db(run: StepRun, index: int, step: DbStep) -> None:
     sql = str(template.render(step.db, run.variables, location=where, key=f"steps[{index}].db"))
     import psycopg
 
-    try:
-        rows = [{k: _plain(v) for k, v in r.items()}
-                for r in run.db.query(sql, params or None)]
+    try:  # in a thread: the other requests of a parallel group go on meanwhile
+        found = await asyncio.to_thread(run.db.query, sql, params or None)
+        rows = [{k: _plain(v) for k, v in r.items()} for r in found]
     except psycopg.Error as exc:
         raise ScenarioError(f"the query failed: {str(exc).strip()}", location=where,
                             key=f"steps[{index}].db",
