@@ -101,7 +101,7 @@ def _run(*args: str, reports: Any) -> list[str]:
 
 
 def measure_parallel(ctx: Context) -> tuple[list[Row], list[str]]:
-    fig, n = "parallel", ctx.reps(5, 1)
+    fig, n = "parallel", ctx.reps(3, 1)
     reports = ctx.workdir / "parallel"
     env = bench_env()
     serial = Row(fig, "in-process, serial: chat-harness run scenarios (floor)", [])
