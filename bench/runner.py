@@ -41,6 +41,9 @@ FIGURES: dict[str, tuple[str, str, str]] = {
                  "the pytest plugin in a session that collects no scenario"),
     "suite": ("bench.suite", "measure_suite", "whole suite, whole process"),
     "tavern": ("bench.vs_tavern", "measure", "against Tavern: one 3-request flow, per test"),
+    "request": ("bench.blackbox", "measure_request", "black box, per request: over bare httpx"),
+    "parallel": ("bench.blackbox", "measure_parallel", "whole suite: black box, -n 2, serial"),
+    "pytest": ("bench.blackbox", "measure_pytest", "the project's own pytest, wall time"),
 }
 
 

@@ -97,6 +97,7 @@ class RunConfig:
     keep_logs: bool = True  # --reports '': the backend's log goes to a folder removed after
     protocol: str = "contract"  # how the conversation-level steps speak (--protocol)
     profile: Profile | None = None  # the backend's profile (--profile, ./chat-harness.yaml)
+    worker: str | None = None  # the pytest-xdist worker running this (its log: target-gwN.log)
 
     @property
     def profile_protocol(self) -> str:

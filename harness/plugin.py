@@ -376,6 +376,8 @@ def harness_of(config: pytest.Config) -> Harness:
     database, the target); stopped when the session ends. Scenarios and the fixtures
     of :mod:`harness.fixtures` share it."""
     if _HARNESS not in config.stash:
+        import dataclasses
+
         from harness.config import RunConfig
         from harness.errors import HarnessError
         from harness.options import PYTEST, config_options
@@ -386,9 +388,10 @@ def harness_of(config: pytest.Config) -> Harness:
             reports = _reports_dir(config)
             shared = getattr(config, "workerinput", {}).get("chat_harness_db_url")
             given = config_options(lambda dest: config.getoption(dest), PYTEST)
-            run_config = RunConfig.from_options(**{
+            run_config = dataclasses.replace(RunConfig.from_options(**{
                 **given, "reports": str(reports) if reports is not None else "",
-                **({"db": "url", "db_url": shared} if shared else {})})
+                **({"db": "url", "db_url": shared} if shared else {})}),
+                worker=getattr(config, "workerinput", {}).get("workerid"))
             harness = Harness(run_config)
             config.add_cleanup(harness.close)
             harness.start()

@@ -1,7 +1,7 @@
 """The pytest plugin's part for pytest-xdist: one PostgreSQL server for all workers
-(a database each), and the workers' results sent back to the controller, which
-writes the reports (:mod:`harness.plugin`). Loaded by the plugin (``pytest_plugins``);
-its hooks are optional, so it costs nothing without xdist."""
+(a database each), scenarios handed out longest first, and the workers' results sent
+back to the controller, which writes the reports (:mod:`harness.plugin`). Loaded by the
+plugin (``pytest_plugins``); its hooks are optional, so it costs nothing without xdist."""
 
 from __future__ import annotations
 
@@ -68,6 +68,47 @@ def _expects_scenarios(config: pytest.Config) -> bool:
                 (path / name).is_dir() for name in dirs):
             return True
     return False
+
+
+def estimated_cost(scenario: Any, timeout_ms: int = 1000) -> float:
+    """Seconds a scenario will take, roughly, from what it says: a little per scenario
+    and per request, plus the provider's scripted waits (delays, gaps between chunks,
+    answers past the backend's timeout), a ``parallel:`` group once per round."""
+    return 0.05 + sum(_step_cost(step, timeout_ms) for step in scenario.steps)
+
+
+def _step_cost(step: Any, timeout_ms: int) -> float:
+    from harness.provider import Reply
+    from harness.scenario.model import ParallelStep
+
+    if isinstance(step, ParallelStep):
+        group = (*step.before_parsed, *step.parsed)
+        return step.rounds * (0.01 + sum(_step_cost(s, timeout_ms) for s in group))
+    cost = 0.01
+    for spec in step.answers() if hasattr(step, "answers") else ():
+        answer = spec.to_answer(timeout_ms)
+        wait = answer.delay_ms
+        if isinstance(answer, Reply):
+            chunks = -(-len(answer.content) // max(1, answer.chunk_chars))
+            first = answer.first_gap_ms if answer.first_gap_ms is not None else answer.gap_ms
+            wait += first + answer.gap_ms * max(0, chunks - 1)
+        cost += 0.01 + min(wait, timeout_ms + 300) / 1000  # the backend stops waiting
+    return cost
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An xdist worker of a run of scenarios only: the longest first (every worker sorts
+    alike, as xdist needs). The controller hands items out in this order, so the long
+    ones start at once on different workers and the short ones fill in at the end,
+    instead of a long one starting last while the other worker idles."""
+    from harness.plugin import ScenarioItem
+
+    if not hasattr(config, "workerinput") or not items or not all(
+            isinstance(item, ScenarioItem) for item in items):
+        return
+    cost = {item.nodeid: estimated_cost(item.scenario) for item in items}  # type: ignore[attr-defined]
+    items.sort(key=lambda item: -cost[item.nodeid])
 
 
 @pytest.hookimpl(optionalhook=True)

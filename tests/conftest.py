@@ -42,3 +42,14 @@ def run_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="ch-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`pytest -n auto` hands tests out by work stealing (an idle worker takes half of
+    what another has not started) unless the command line says --dist, so that the
+    workers end together instead of one running a long test while the other idles on
+    nothing. Each worker keeps the collection order (tests that were handed out
+    longest first met order dependencies between modules: docs/speed.md)."""
+    if (getattr(config.option, "numprocesses", None) and config.option.dist == "load"
+            and not any(a.startswith("--dist") for a in config.invocation_params.args)):
+        config.option.dist = "worksteal"

@@ -223,10 +223,10 @@ def test_a_killed_run_leaves_a_container_the_next_start_reaps(client: Any) -> No
 
 
 @needs_docker
-def test_the_seed_scenarios_pass_with_db_container(client: Any) -> None:
+def test_the_seed_scenarios_pass_with_db_container(client: Any, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "chat-harness"), "run", "scenarios/seed",
-         "--db", "container"],
+         "--db", "container", "--reports", str(tmp_path / "reports")],  # not the shared ./reports
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT,
     )
     out, _ = proc.communicate(timeout=300)
@@ -236,10 +236,10 @@ def test_the_seed_scenarios_pass_with_db_container(client: Any) -> None:
 
 
 @needs_docker
-def test_ctrl_c_during_a_run_removes_the_container(client: Any) -> None:
+def test_ctrl_c_during_a_run_removes_the_container(client: Any, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "chat-harness"), "run", "scenarios/seed",
-         "--db", "container"],
+         "--db", "container", "--reports", str(tmp_path / "reports")],  # not the shared ./reports
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT,
     )
     try:

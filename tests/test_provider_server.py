@@ -97,10 +97,17 @@ def server() -> Iterator[ProviderServer]:
         yield ps
 
 
-@pytest.fixture
-def provider(server: ProviderServer) -> RemoteProvider:
-    server.provider.reset()
-    return server.provider
+@pytest.fixture(params=["journal", "http"])
+def provider(server: ProviderServer, request: pytest.FixtureRequest) -> Iterator[RemoteProvider]:
+    """The server's control both ways: through the journal files (what ProviderServer's
+    own client does: no round trip) and over the control API (a client given the URL)."""
+    if request.param == "journal":
+        server.provider.reset()
+        yield server.provider
+        return
+    with RemoteProvider(server.control_url) as client:
+        client.reset()
+        yield client
 
 
 @pytest.fixture
@@ -287,7 +294,7 @@ def test_remote_and_in_process_engines_record_the_same(
 def test_a_step_begins_and_ends_in_one_round_trip_each_as_in_process(
     provider: RemoteProvider, http: httpx.Client
 ) -> None:
-    """begin_step/end_step: the runner's two control calls per step, both engines alike."""
+    """begin_step/end_step: the runner's two control moves per step, both engines alike."""
     local = ScriptedProvider()
     plans: list[tuple[Answer, str | None]] = [
         (Reply("for b"), "b/model"), (ErrorAnswer(429, retry_after="2"), None),
@@ -367,3 +374,45 @@ def test_a_fixed_port_is_served_and_a_taken_one_is_reported(tmp_path: Path) -> N
         r = httpx.post(ps.base_url + CHAT, json=ASK, trust_env=False)
         assert r.json()["choices"][0]["message"]["content"] == "fixed"
     assert _refused(port)
+
+
+def test_the_journal_replays_what_the_server_holds(tmp_path: Path) -> None:
+    """Commands and calls interleaved: the harness's side works out the server's planned
+    answers and a step's calls from the two files alone; a half-written line waits."""
+    from harness.provider import journal
+
+    journal.create(tmp_path)
+    engine, server, client = (ScriptedProvider(), journal.ServerJournal(tmp_path),
+                              journal.ClientJournal(tmp_path))
+    body = json.dumps({**ASK, "model": "b/model"}).encode()
+
+    def call() -> None:  # what the provider endpoint does with a call
+        server.apply(engine)
+        engine.handle("POST", "/api/v1" + CHAT, {}, body)
+        server.record(engine.calls[-1])
+
+    try:
+        client.write({"op": "reset"})
+        client.write({"op": "begin", "step": 0, "plans": [
+            wire.plan_to_json(Reply("first"), None), wire.plan_to_json(Reply("for b"), "b/model")]})
+        call()  # takes "for b": its model's queue comes first
+        client.write({"op": "plan", "plan": wire.plan_to_json(ErrorAnswer(500), None)})
+        assert client.pending() == [(None, Reply("first")), (None, ErrorAnswer(500))]
+        calls, left = client.end(0)
+        assert [c.answer for c in calls] == ["200 reply 'for b'"] and calls[0].step == 0
+        assert left == [(None, Reply("first")), (None, ErrorAnswer(500))]
+        assert client.pending() == [] and client.step is None
+        with (tmp_path / journal.COMMANDS).open("ab") as raw:  # a line half written ...
+            raw.write(b'{"op": "step", ')
+            server.apply(engine)
+            assert engine.step is None and engine.pending() == []  # ... is not applied
+            raw.write(b'"step": 7}\n')
+        server.apply(engine)
+        assert engine.step == 7
+        call()
+        assert [c.step for c in client.calls()] == [0, 7] == [c.step for c in engine.calls]
+        client.write({"op": "reset"})
+        assert client.calls() == [] and client.calls_in_step(7) == []
+    finally:
+        server.close()
+        client.close()

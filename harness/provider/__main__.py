@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     parser.add_argument("--port-file", default=None, metavar="PATH",
                         help="also write the bound port to this file (removed on exit)")
+    parser.add_argument("--journal", default=None, metavar="DIR",
+                        help="also take commands from DIR/commands and record every call in "
+                        "DIR/calls (what ProviderServer uses: no control round trips)")
     args = parser.parse_args(argv)
-    return serve(args.host, args.port, args.port_file)
+    return serve(args.host, args.port, args.port_file, journal=args.journal)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ import harness
 from harness.errors import InternalError, TargetError
 from harness.provider import wire
 from harness.provider.engine import Answer, Plan, ProviderCall, Side, StepEnd
+from harness.provider.journal import ClientJournal
 from harness.provider.wire import CONTROL_PREFIX, PROVIDER_PREFIX
 
 if TYPE_CHECKING:
@@ -40,12 +41,29 @@ if TYPE_CHECKING:
 
 class ProviderControlClient:
     """The control client of a ScriptedProvider served over HTTP: scripts it through the
-    control API at ``control_url`` (``.../_chat-harness``)."""
+    control API at ``control_url`` (``.../_chat-harness``), or, given the server's
+    ``journal`` folder (a server on this machine), through two files with no round trip
+    at all (:mod:`harness.provider.journal`; the control API still answers)."""
 
-    def __init__(self, control_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, control_url: str, *, timeout: float = 10.0,
+                 journal: Path | None = None, alive: Callable[[], bool] | None = None
+                 ) -> None:
         self.control_url = control_url.rstrip("/")
         # trust_env=False: an HTTP(S)_PROXY from the environment must not see local calls
         self._http = httpx.Client(base_url=self.control_url, timeout=timeout, trust_env=False)
+        self._journal = ClientJournal(journal) if journal is not None else None
+        # through the journal no answer tells that the server is gone: its process does
+        self._alive = alive
+
+    def _journal_to(self, what: str) -> ClientJournal | None:
+        """The journal, if this client uses one, after making sure the server still runs
+        (as a failed round trip would tell over HTTP)."""
+        if self._journal is not None and self._alive is not None and not self._alive():
+            raise TargetError(
+                f"the scripted provider at {self.control_url} is gone (its process ended) "
+                f"before {what}",
+                hint="did the provider process stop? (ProviderServer keeps its log)")
+        return self._journal
 
     # -- plumbing ----------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None,
@@ -67,6 +85,9 @@ class ProviderControlClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def __enter__(self) -> ProviderControlClient:
         return self
@@ -81,48 +102,78 @@ class ProviderControlClient:
         return result
 
     def reset(self) -> None:
+        journal = self._journal_to("a reset")
+        if journal is not None:
+            journal.write({"op": "reset"})
+            return
         self._call("POST", "/reset")
 
     @property
     def step(self) -> int | None:
+        if self._journal is not None:
+            return self._journal.step
         step: int | None = self._call("GET", "/step")["step"]
         return step
 
     @step.setter
     def step(self, value: int | None) -> None:
+        if self._journal is not None:
+            if value != self._journal.step:
+                self._journal.write({"op": "step", "step": value})
+            return
         self._call("PUT", "/step", json={"step": value})
 
     def plan(self, answer: Answer, *, for_model: str | None = None) -> None:
         """Queue ``answer`` for the next call (for ``for_model`` only, if given)."""
+        if self._journal is not None:
+            self._journal.write({"op": "plan", "plan": wire.plan_to_json(answer, for_model)})
+            return
         self._call("POST", "/plan",
                    json={"answer": wire.answer_to_json(answer), "for_model": for_model})
 
     @property
     def calls(self) -> list[ProviderCall]:
         """Every recorded call (a fresh copy each time: the server holds the truth)."""
+        if self._journal is not None:
+            return self._journal.calls()
         return [wire.call_from_json(c) for c in self._call("GET", "/calls")["calls"]]
 
     def calls_in_step(self, step: int) -> list[ProviderCall]:
+        if self._journal is not None:
+            return self._journal.calls_in_step(step)
         data = self._call("GET", "/calls", params={"step": step})
         return [wire.call_from_json(c) for c in data["calls"]]
 
     def pending(self) -> list[tuple[str | None, Answer]]:
         """Planned answers no call has taken yet."""
+        if self._journal is not None:
+            return self._journal.pending()
         return wire.pending_from_json(self._call("GET", "/pending")["pending"])
 
     def discard_pending(self) -> None:
+        if self._journal is not None:
+            self._journal.write({"op": "discard"})
+            return
         self._call("POST", "/discard-pending")
 
-    # -- a step in two round trips (the runner's path: see ScriptedProvider) -------
+    # -- a step (the runner's path: see ScriptedProvider): one line written before and
+    # one after through the journal; over HTTP, a round trip each ----------------------
     def begin_step(self, step: int, plans: Sequence[Plan] = (),
                    sides: Sequence[Side] = ()) -> None:
-        body: dict[str, Any] = {"step": step,
-                                "plans": [wire.plan_to_json(a, m) for a, m in plans]}
+        payload: dict[str, Any] = {"step": step,
+                                   "plans": [wire.plan_to_json(a, m) for a, m in plans]}
         if sides:
-            body["sides"] = [wire.side_to_json(r) for r in sides]
-        self._call("POST", "/begin-step", json=body)
+            payload["sides"] = [wire.side_to_json(r) for r in sides]
+        journal = self._journal_to(f"step {step}")
+        if journal is not None:
+            journal.write({"op": "begin", **payload})
+            return
+        self._call("POST", "/begin-step", json=payload)
 
     def end_step(self, step: int) -> StepEnd:
+        journal = self._journal_to(f"the end of step {step}")
+        if journal is not None:
+            return StepEnd(*journal.end(step))
         data = self._call("POST", "/end-step", json={"step": step})
         return StepEnd([wire.call_from_json(c) for c in data["calls"]],
                        wire.pending_from_json(data["pending"]))
@@ -221,14 +272,17 @@ class ProviderServer:
 
     def command(self, port_file: Path) -> Sequence[str]:
         return [self.python, "-m", "harness.provider", "--host", self.host,
-                "--port", str(self.requested_port), "--port-file", str(port_file)]
+                "--port", str(self.requested_port), "--port-file", str(port_file),
+                "--journal", str(port_file.parent)]
 
     def start(self) -> None:
         from harness.folders import owned_folder
         from harness.processes import Child
+        from harness.provider import journal
 
         started = time.monotonic()
         self._dir = owned_folder(FOLDER_PREFIX)
+        journal.create(self._dir)
         port_file = self._dir / "port"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # the child imports the same harness as this process, wherever it lives
@@ -246,7 +300,8 @@ class ProviderServer:
         self._child.wait_ready(ready, timeout_s=self.start_timeout,
                                hint="is the port in use? (--provider-port)"
                                if self.requested_port else None)
-        self._provider = RemoteProvider(self.control_url)
+        self._provider = RemoteProvider(self.control_url, journal=self._dir,
+                                        alive=self._child.alive)
         self.startup_s = time.monotonic() - started
 
     def _healthy(self) -> bool:

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from harness.provider import wire
 from harness.provider.engine import Outgoing, ScriptedProvider
+from harness.provider.journal import ServerJournal
 
 PROVIDER_PREFIX = wire.PROVIDER_PREFIX
 CONTROL_PREFIX = wire.CONTROL_PREFIX
@@ -74,8 +76,9 @@ class ProviderEndpoint:
     the response without its final chunk, which no response class does.
     """
 
-    def __init__(self, engine: ScriptedProvider) -> None:
+    def __init__(self, engine: ScriptedProvider, journal: ServerJournal | None = None) -> None:
         self.engine = engine
+        self.journal = journal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = bytearray()
@@ -89,7 +92,11 @@ class ProviderEndpoint:
         headers: dict[str, str] = {}
         for name, value in Headers(scope=scope).items():
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if self.journal is not None:
+            self.journal.apply(self.engine)  # the harness's commands written so far
         out = self.engine.handle(scope["method"], scope["path"], headers, bytes(body))
+        if self.journal is not None:
+            self.journal.record(self.engine.calls[-1])  # before the answer goes out
         # Answer, unless the client gives up first (its own timeout during a
         # delay or a gap): then stop, as a real provider would.
         answering = asyncio.ensure_future(_answer(out, send))
@@ -170,8 +177,10 @@ def _step_value(value: Any) -> int | None:
     raise wire.WireError(f"step must be an integer or null, got {value!r}")
 
 
-def control_routes(engine: ScriptedProvider) -> list[Route]:
-    """The control API: what the runner does to an in-process engine, over HTTP."""
+def control_routes(engine: ScriptedProvider, journal: ServerJournal | None = None
+                   ) -> list[Route]:
+    """The control API: what the runner does to an in-process engine, over HTTP (the
+    journal's commands written so far applied first, so both ways keep their order)."""
 
     async def health(request: Request) -> Response:
         """Whether the provider is up: ``{"status": "ok", "pid", "provider_path"}``."""
@@ -269,27 +278,38 @@ def control_routes(engine: ScriptedProvider) -> list[Route]:
         return _json({"calls": [wire.call_to_json(c) for c in end.calls],
                       "pending": wire.pending_to_json(end.pending)})
 
+    def synced(handler: Callable[[Request], Awaitable[Response]]
+               ) -> Callable[[Request], Awaitable[Response]]:
+        if journal is None:
+            return handler
+
+        async def handle(request: Request) -> Response:
+            journal.apply(engine)
+            return await handler(request)
+        return handle
+
     p = CONTROL_PREFIX
-    return [
-        Route(f"{p}/begin-step", begin_step, methods=["POST"]),
-        Route(f"{p}/end-step", end_step, methods=["POST"]),
-        Route(f"{p}/health", health, methods=["GET"]),
-        Route(f"{p}/reset", reset, methods=["POST"]),
-        Route(f"{p}/step", get_step, methods=["GET"]),
-        Route(f"{p}/step", put_step, methods=["PUT"]),
-        Route(f"{p}/plan", plan, methods=["POST"]),
-        Route(f"{p}/calls", calls, methods=["GET"]),
-        Route(f"{p}/pending", pending, methods=["GET"]),
-        Route(f"{p}/discard-pending", discard_pending, methods=["POST"]),
-    ]
+    return [Route(path, synced(handler), methods=[method]) for path, handler, method in (
+        (f"{p}/begin-step", begin_step, "POST"),
+        (f"{p}/end-step", end_step, "POST"),
+        (f"{p}/health", health, "GET"),
+        (f"{p}/reset", reset, "POST"),
+        (f"{p}/step", get_step, "GET"),
+        (f"{p}/step", put_step, "PUT"),
+        (f"{p}/plan", plan, "POST"),
+        (f"{p}/calls", calls, "GET"),
+        (f"{p}/pending", pending, "GET"),
+        (f"{p}/discard-pending", discard_pending, "POST"),
+    )]
 
 
-def create_app(engine: ScriptedProvider | None = None) -> Starlette:
+def create_app(engine: ScriptedProvider | None = None,
+               journal: ServerJournal | None = None) -> Starlette:
     """One engine behind both faces: ``/api/v1/...`` and ``/_chat-harness/...``."""
     engine = engine if engine is not None else ScriptedProvider()
-    endpoint = ProviderEndpoint(engine)
+    endpoint = ProviderEndpoint(engine, journal)
     app = Starlette(routes=[
-        *control_routes(engine),
+        *control_routes(engine, journal),
         Route(PROVIDER_PREFIX, endpoint),  # a class instance: Starlette routes it as raw ASGI
         Route(PROVIDER_PREFIX + "/{rest:path}", endpoint),
     ])
@@ -340,6 +360,7 @@ def serve(
     *,
     engine: ScriptedProvider | None = None,
     log_level: str = "warning",
+    journal: str | os.PathLike[str] | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code (0: stopped cleanly).
 
@@ -356,8 +377,9 @@ def serve(
         print(f"chat-harness provider: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 2
     bound = sock.getsockname()[1]
+    journal_ = ServerJournal(Path(journal)) if journal is not None else None
     config = uvicorn.Config(
-        create_app(engine), log_level=log_level, access_log=False, lifespan="off",
+        create_app(engine, journal_), log_level=log_level, access_log=False, lifespan="off",
         http="h11", ws="none", loop="asyncio",
         timeout_graceful_shutdown=1,  # an answer dripping for minutes must not hold the stop
     )
@@ -385,4 +407,6 @@ def serve(
         sock.close()
         if written is not None:
             written.unlink(missing_ok=True)
+        if journal_ is not None:
+            journal_.close()
     return 0

@@ -8,7 +8,6 @@ sync it made so that checks can replay them.
 
 from __future__ import annotations
 
-import copy
 import random
 import string
 from dataclasses import dataclass, field
@@ -16,6 +15,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from harness.contract.oracle import format_ts
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): ``copy.deepcopy`` without its
+    memo, several times faster on the history a chat step sends."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -125,7 +134,7 @@ class ChatClient:
     def chat_body(self, msg: dict[str, Any], model: str, *, current_id: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "message": msg["content"],
-            "messages": copy.deepcopy(self.history),
+            "messages": _copy(self.history),
             "model": model,
             "sessionId": self.session_id,
         }
@@ -174,8 +183,8 @@ class ChatClient:
             if clear_error:  # a successful retry under the same id (C-MSG-5)
                 paired["error"] = False
                 paired.pop("error_message", None)
-            batch.append(copy.deepcopy(paired))
-        batch.append(copy.deepcopy(assistant))
+            batch.append(_copy(paired))
+        batch.append(_copy(assistant))
         return assistant, batch
 
     def on_failure(self, msg: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +193,7 @@ class ChatClient:
         msg["input_tokens"] = 0
         error = body.get("error")
         msg["error_message"] = error if isinstance(error, str) and error else "Message failed"
-        return copy.deepcopy(msg)
+        return _copy(msg)
 
     def describe(self, message_id: Any) -> str:
         """How a message id reads in a report: step, role, text, failed or not."""

@@ -21,7 +21,6 @@ killed); folders through :func:`harness.folders.owned_folder`.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,9 +32,10 @@ if TYPE_CHECKING:
     from harness.db import Database
 
 
-def log_path(reports: Path) -> Path:
-    """Where the backend's output goes: ``reports/target.log`` (one per pytest-xdist worker)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+def log_path(reports: Path, worker: str | None = None) -> Path:
+    """Where the backend's output goes: ``reports/target.log``, ``target-gwN.log`` for
+    pytest-xdist worker ``gwN`` (the worker the session says, never the environment's
+    ``PYTEST_XDIST_WORKER``: a run started from a worker's test inherits that)."""
     return (reports / (f"target-{worker}.log" if worker else "target.log")).resolve()
 
 
@@ -76,12 +76,12 @@ async def start(config: RunConfig, db: Database | None) -> AsyncIterator[Target]
 
             raise InternalError(f"a {config.mode} target needs a database")
         if config.mode == "cmd":
-            target = blackbox.command(config, db, log=log_path(config.reports))
+            target = blackbox.command(config, db, log=log_path(config.reports, config.worker))
         else:
             target = inprocess.reference(
                 db, jwt_secret=config.jwt_secret, mutants=config.mutants,
                 variants=config.variants, provider_timeout_ms=config.provider_timeout_ms,
-                log=log_path(config.reports))
+                log=log_path(config.reports, config.worker))
     async with target as started:
         yield started
 
