@@ -3,8 +3,8 @@
 Each invariant fails a backend with the bug it is there for (aisdkkit's ``bugs``)
 and passes correct backends that differ from the example app (aisdkkit's
 ``variant``s: stored step-start parts and the title part elsewhere in the
-stream, an error status instead of an error part, a system prompt and content
-as parts, a cookie login).
+stream, the title part before ``start``, an error status instead of an error
+part, a system prompt and content as parts, a cookie login).
 """
 
 from __future__ import annotations
@@ -73,11 +73,22 @@ def test_correct_backends_pass(tmp_path: Path, text: str, variant: tuple[str, ..
     ("duplicate-context", FAILURE_THEN_RESEND, "I-CONTEXT", "extra user message"),
     ("wrong-answer-id", CONVERSATION, "I-PAIR", "not under the id the stream announced"),
     ("answer-of-other-turn", CONVERSATION, "I-PAIR", "not the provider's answer"),
+    ("unfinished-stream", CONVERSATION, "outcome", "the stream did not finish"),
 ])
 def test_each_bug_is_caught(tmp_path: Path, bug: str, text: str, check: str, says: str) -> None:
     result = run(scenario(tmp_path, text), AiSdkBackend(bugs=frozenset({bug})))
     flagged(result, check, says)
     assert all(f.clause == f.check for f in result.failures if f.check.startswith("I-"))
+
+
+def test_a_title_first_stream_must_still_finish(tmp_path: Path) -> None:
+    """The title part before ``start`` is accepted (the variant passes above); a stream
+    that starts so but ends without ``finish`` and ``[DONE]`` still fails its turn."""
+    backend = AiSdkBackend(bugs=frozenset({"unfinished-stream"}),
+                           variant=frozenset({"title-first"}))
+    result = run(scenario(tmp_path, CONVERSATION), backend)
+    flagged(result, "outcome", "the stream did not finish")
+    assert not any("not 'start'" in f.message for f in result.failures)
 
 
 def test_the_title_request_is_a_side_call(tmp_path: Path) -> None:
