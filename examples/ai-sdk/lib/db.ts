@@ -185,14 +185,17 @@ export async function saveUserMessage(chatId: string, id: string, parts: unknown
 
 /**
  * Stores the answer to one user message. The chat row is locked, so two
- * answers to the same message (a resend racing the first send) end as one:
- * the later replaces the earlier.
+ * answers to the same resent message (a resend racing the first send) end as
+ * one: the later replaces the earlier. Only for a resend: a new turn's answer
+ * replaces nothing (two tabs' turns stored u1, u2 then answered a2, a1 would
+ * otherwise lose a2, which sits right after u1).
  */
 export async function saveAssistantMessage(
   chatId: string,
   userMessageId: string,
   id: string,
   parts: unknown[],
+  replace: boolean,
 ): Promise<void> {
   await transaction(async (client) => {
     await client.query(`SELECT 1 FROM "Chat" WHERE id = $1 FOR UPDATE`, [chatId]);
@@ -202,7 +205,7 @@ export async function saveAssistantMessage(
     );
     if (rowCount === 0) return; // the turn was deleted meanwhile (chat deleted, or regenerated)
     // an earlier answer to the same user message (before the next user message) goes
-    await client.query(
+    if (replace) await client.query(
       `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
        DELETE FROM "Message_v2" m USING t
        WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at
