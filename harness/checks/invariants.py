@@ -18,6 +18,11 @@ Each has an id, like the contract's clauses (docs/protocols.md lists them):
 - ``I-OWNER``   another user gets nothing: a turn into someone else's chat is
   refused (4xx), stores nothing and calls no provider.
 
+After a ``parallel:`` step the order among its concurrent turns is the backend's:
+the client takes the stored order (as a reload), an answer is paired after its
+user message, and a message sent twice at once may keep one answer
+(docs/protocols.md says exactly what).
+
 They read the protocol's view (``run.protocol.stored``, the client's turns, the
 step's provider calls other than side calls); the contract protocol judges the
 same properties through its clause checks (order, lost, pairing, context,
