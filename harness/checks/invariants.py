@@ -18,6 +18,11 @@ Each has an id, like the contract's clauses (docs/protocols.md lists them):
 - ``I-OWNER``   another user gets nothing: a turn into someone else's chat is
   refused (4xx), stores nothing and calls no provider.
 
+After a ``parallel:`` step the order among its concurrent turns is the backend's:
+the client takes the stored order (as a reload), an answer is paired after its
+user message, and a message sent twice at once may keep one answer
+(docs/protocols.md says exactly what).
+
 They read the protocol's view (``run.protocol.stored``, the client's turns, the
 step's provider calls other than side calls); the contract protocol judges the
 same properties through its clause checks (order, lost, pairing, context,
@@ -52,18 +57,58 @@ async def check_step(run: RunView, index: int) -> None:
         return
     calls = [c for c in run.step_calls.get(index, []) if not c.side]
     alone = not isinstance(step, ParallelStep) and len(turns) == 1
+    if isinstance(step, ParallelStep):
+        _adopt_order(run, index, stored)
     for turn in turns:
         if turn.actor != turn.owner:
             _owner(run, turn, stored, calls if alone else None)
             continue
         _lost(run, turn, stored)
         if turn.resent:
-            _resend(run, turn, stored, step if alone else None)
+            _resend(run, turn, stored, step if alone else _retry_script(step))
         if alone and isinstance(step, ChatStep | RetryStep):
             _pair_answer(run, turn, step)
             _context(run, turn, calls)
     _order(run, index, stored)
     _pair_stored(run, index, stored)
+
+
+def _adopt_order(run: RunView, index: int, stored: list[dict[str, Any]]) -> None:
+    """After a ``parallel:`` step: the order among its concurrent turns is the backend's
+    to choose, so the client takes the stored order of this step's messages, as a
+    reload would (the messages of earlier steps keep their place before them; one the
+    backend did not store stays last, for I-ORDER and I-LOST to name). A message
+    answered more than once at once (a double submit) keeps the answers the backend
+    stored, if it stored one: one answer per turn, the later replacing the earlier,
+    is as right as all of them."""
+    client = run.client
+    at = {m["id"]: i for i, m in enumerate(stored)}
+    mine = [m for m in client.history if client.step_of.get(m["id"]) == index]
+    # the same message answered more than once at once: the answers the backend kept
+    answered: dict[str, list[dict[str, Any]]] = {}
+    for m in mine:
+        if m["role"] == "assistant" and m.get("user_message_id"):
+            answered.setdefault(m["user_message_id"], []).append(m)
+    for answers in answered.values():
+        kept = [m for m in answers if m["id"] in at]
+        if len(answers) > 1 and kept:
+            mine = [m for m in mine if m not in answers or m in kept]
+    ordered = sorted(mine, key=lambda m: at.get(m["id"], len(stored)))
+    client.history[:] = [m for m in client.history
+                         if client.step_of.get(m["id"]) != index] + ordered
+
+
+def _retry_script(step: Any) -> RetryStep | None:
+    """The provider script that decides whether a resend inside a ``parallel:`` step
+    must succeed: its retries', when every one of them ends in an answer."""
+    from harness.scenario.protocols.aisdk import expected_success
+
+    if not isinstance(step, ParallelStep):
+        return None
+    retries = [s for s in step.parsed if isinstance(s, RetryStep)]
+    if retries and all(expected_success(s) for s in retries):
+        return retries[0]
+    return None
 
 
 def _fail(run: RunView, check: str, message: str, *, step: int, expected: Any, actual: Any,
@@ -147,13 +192,17 @@ def _pair_answer(run: RunView, turn: Turn, step: ChatStep | RetryStep) -> None:
 
 def _pair_stored(run: RunView, index: int, stored: list[dict[str, Any]]) -> None:
     """Each answered turn's answer is stored right after its user message, under the id
-    the backend announced in the stream."""
+    the backend announced in the stream (after it, for a turn of a ``parallel:`` step:
+    concurrent turns into one chat may interleave)."""
     for turn in run.client.turns:
         if not turn.ok or turn.actor != turn.owner:
             continue
         at = next((i for i, m in enumerate(stored) if m["id"] == turn.message_id), None)
         if at is None:
             continue  # I-LOST says it
+        if isinstance(run.scenario.steps[turn.step], ParallelStep):
+            _pair_concurrent(run, index, turn, stored, at)
+            continue
         after = stored[at + 1] if at + 1 < len(stored) else None
         if after is None or after["role"] != "assistant" or after["text"] != turn.answer:
             _fail(run, Check.I_PAIR, f"I-PAIR: the answer to {short(turn.text, 40)!r} is not "
@@ -165,6 +214,26 @@ def _pair_stored(run: RunView, index: int, stored: list[dict[str, Any]]) -> None
                   f"stored as {after['id']}, not under the id the stream announced",
                   step=index, expected=turn.answer_id, actual=after["id"],
                   key=f"pair-id:{turn.message_id}")
+
+
+def _pair_concurrent(run: RunView, index: int, turn: Turn, stored: list[dict[str, Any]],
+                     at: int) -> None:
+    """A concurrent turn's answer: stored after its user message, under the announced id
+    (if the stream announced one), with the text the client received. The same message
+    sent more than once at once (a double submit) may keep one answer: one of theirs."""
+    later = [m for m in stored[at + 1:] if m["role"] == "assistant"]
+    same = [t for t in run.client.turns if t.step == turn.step and t.ok
+            and t.message_id == turn.message_id and t.actor == turn.actor]
+    for one in same:
+        found = next((m for m in later if m["id"] == one.answer_id), None) if one.answer_id \
+            else next((m for m in later if m["text"] == one.answer), None)
+        if found is not None and found["text"] == one.answer:
+            return
+    where = " under the id the stream announced" if turn.answer_id else ""
+    _fail(run, Check.I_PAIR, f"I-PAIR: the answer to {short(turn.text, 40)!r} is not "
+          f"stored after it{where}", step=index,
+          expected=[f"{t.answer_id or 'assistant'} {short(t.answer, 60)}" for t in same],
+          actual=_rows(stored[at:]), key=f"pair:{turn.message_id}")
 
 
 def provider_text(message: Any) -> tuple[str, str]:

@@ -36,8 +36,9 @@ SQL = ('SELECT id, role, parts, "createdAt" FROM "Message_v2" WHERE "chatId" = %
        'ORDER BY "createdAt", id')
 BUGS = ("duplicate-key-resend", "empty-assistant-row", "title-in-context", "lost-user-message",
         "other-user-chat", "cut-stream-stored-as-done", "duplicate-context", "wrong-answer-id",
-        "answer-of-other-turn")
-VARIANTS = ("step-start-parts", "error-status", "system-and-parts", "cookie-login")
+        "answer-of-other-turn", "unfinished-stream")
+VARIANTS = ("step-start-parts", "error-status", "system-and-parts", "cookie-login",
+            "title-first")
 
 
 def scenario(tmp_path: Path, text: str, name: str = "case") -> Scenario:
@@ -157,18 +158,22 @@ class AiSdkBackend:
             stored += title
         stored_id = str(uuid.uuid4()) if "wrong-answer-id" in self.bugs else mid
         self._store(chat, stored_id, "assistant", stored)
-        out = [*parts, *(title if "step-start-parts" in self.variant else []),
+        first = title if "title-first" in self.variant else []  # before start (ai-chatbot)
+        out = [*first, *parts, *(title if "step-start-parts" in self.variant else []),
                {"type": "text-start", "id": "t1"}]
         out += [{"type": "text-delta", "id": "t1", "delta": answer[i:i + 5]}
                 for i in range(0, len(answer), 5)]
+        if "unfinished-stream" in self.bugs:  # the connection ends after the text
+            return self._stream(out, done=False)
         out += [{"type": "text-end", "id": "t1"}, {"type": "finish-step"},
                 {"type": "finish", "finishReason": "stop"}]
-        if "step-start-parts" not in self.variant:
+        if not self.variant & {"step-start-parts", "title-first"}:
             out += title
         return self._stream(out)
 
-    def _stream(self, parts: list[dict[str, Any]]) -> httpx.Response:
-        return httpx.Response(200, content=sse(parts), headers={
+    def _stream(self, parts: list[dict[str, Any]], *, done: bool = True) -> httpx.Response:
+        body = sse(parts) if done else sse(parts)[:-len(b"data: [DONE]\n\n")]
+        return httpx.Response(200, content=body, headers={
             "content-type": "text/event-stream", "x-vercel-ai-ui-message-stream": "v1"})
 
     def _provider_message(self, role: str, text: str) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 Each invariant fails a backend with the bug it is there for (aisdkkit's ``bugs``)
 and passes correct backends that differ from the example app (aisdkkit's
 ``variant``s: stored step-start parts and the title part elsewhere in the
-stream, an error status instead of an error part, a system prompt and content
-as parts, a cookie login).
+stream, the title part before ``start``, an error status instead of an error
+part, a system prompt and content as parts, a cookie login).
 """
 
 from __future__ import annotations
@@ -73,11 +73,22 @@ def test_correct_backends_pass(tmp_path: Path, text: str, variant: tuple[str, ..
     ("duplicate-context", FAILURE_THEN_RESEND, "I-CONTEXT", "extra user message"),
     ("wrong-answer-id", CONVERSATION, "I-PAIR", "not under the id the stream announced"),
     ("answer-of-other-turn", CONVERSATION, "I-PAIR", "not the provider's answer"),
+    ("unfinished-stream", CONVERSATION, "outcome", "the stream did not finish"),
 ])
 def test_each_bug_is_caught(tmp_path: Path, bug: str, text: str, check: str, says: str) -> None:
     result = run(scenario(tmp_path, text), AiSdkBackend(bugs=frozenset({bug})))
     flagged(result, check, says)
     assert all(f.clause == f.check for f in result.failures if f.check.startswith("I-"))
+
+
+def test_a_title_first_stream_must_still_finish(tmp_path: Path) -> None:
+    """The title part before ``start`` is accepted (the variant passes above); a stream
+    that starts so but ends without ``finish`` and ``[DONE]`` still fails its turn."""
+    backend = AiSdkBackend(bugs=frozenset({"unfinished-stream"}),
+                           variant=frozenset({"title-first"}))
+    result = run(scenario(tmp_path, CONVERSATION), backend)
+    flagged(result, "outcome", "the stream did not finish")
+    assert not any("not 'start'" in f.message for f in result.failures)
 
 
 def test_the_title_request_is_a_side_call(tmp_path: Path) -> None:
@@ -114,3 +125,59 @@ def test_a_profile_model_is_sent_by_every_turn(tmp_path: Path) -> None:
     clean(run(scenario(tmp_path, CONVERSATION), backend, model="app-model"))
     chat_calls = [c for c in backend.engine.calls if not c.side]
     assert [c.model for c in chat_calls] == ["app-model", "app-model"]
+
+
+DOUBLE_SUBMIT = HEAD + """\
+steps:
+  - parallel:
+      - chat: "tab one: hello"
+        provider: {reply: Hello.}
+      - chat: "tab two: hello"
+        provider: {reply: Hello.}
+  - parallel:
+      - retry: last
+        provider: {reply: Here it is.}
+      - retry: last
+        provider: {reply: Here it is.}
+    before:
+      - chat: "round ${round}: this one fails"
+        provider: {status: 400}  # the kit retries a 5xx three times, as the AI SDK does
+    rounds: 2
+  - chat: thanks
+    provider: {reply: Welcome.}
+"""
+
+
+@pytest.mark.parametrize("variant", [(), ("title-first",), ("step-start-parts",)])
+def test_concurrent_turns_and_a_double_submit_pass_a_correct_backend(
+        tmp_path: Path, variant: tuple[str, ...]) -> None:
+    """Inside parallel: the stored order among concurrent turns is the backend's, and a
+    message resent twice at once may keep both answers (this backend) or one."""
+    clean(run(scenario(tmp_path, DOUBLE_SUBMIT), AiSdkBackend(variant=frozenset(variant))))
+
+
+def test_a_double_submit_that_fails_on_the_key_is_caught(tmp_path: Path) -> None:
+    result = run(scenario(tmp_path, DOUBLE_SUBMIT),
+                 AiSdkBackend(bugs=frozenset({"duplicate-key-resend"})))
+    flagged(result, "I-RESEND", "failed")
+    assert {f.step for f in result.failures if f.check == "I-RESEND"} == {1}
+
+
+def test_a_concurrent_answer_lost_is_caught(tmp_path: Path) -> None:
+    """A backend that drops one of two concurrent turns' answers fails I-ORDER / I-PAIR."""
+    backend = AiSdkBackend()
+    result = run(scenario(tmp_path, DOUBLE_SUBMIT.replace("rounds: 2", "rounds: 1")),
+                 _dropping_first_answer(backend))
+    flagged(result, "I-PAIR", "not stored after it")
+
+
+def _dropping_first_answer(backend: AiSdkBackend) -> AiSdkBackend:
+    store = backend._store
+
+    def dropping(chat: str, mid: str, role: str, parts: list[dict[str, str]]) -> bool:
+        if role == "assistant" and not any(r["role"] == "assistant" for r in backend.rows):
+            return True  # the first answer is never stored
+        return store(chat, mid, role, parts)
+
+    backend._store = dropping  # type: ignore[method-assign]
+    return backend

@@ -42,6 +42,23 @@ def test_framing_the_client_cannot_read_is_named() -> None:
     assert parse({"a": 1}).problems == ["the answer is not an event stream but dict"]
 
 
+def test_data_parts_may_come_before_start() -> None:
+    """vercel/ai-chatbot writes data-chat-title as soon as the title is there, which may
+    be before the model's start; the AI SDK client takes it."""
+    answer = [{"type": "start", "messageId": "m1"}, {"type": "text-start", "id": "t"},
+              {"type": "text-delta", "id": "t", "delta": "Hi"}, {"type": "text-end", "id": "t"}]
+    title = {"type": "data-chat-title", "data": "Greeting"}
+    got = parse(sse(title, *answer, {"type": "finish"}))
+    assert (got.ok, got.problems, got.text, got.message_id) == (True, [], "Hi", "m1")
+    unfinished = parse(sse(title, *answer, done=False))
+    assert (unfinished.ok, unfinished.finished, unfinished.done) == (False, False, False)
+    assert unfinished.problems == []
+    late = parse(sse(title, {"type": "text-start", "id": "t"}, {"type": "start"},
+                     {"type": "finish"}))
+    assert late.problems == ["the stream starts with 'text-start', not 'start'"]
+    assert not late.ok
+
+
 def test_stored_rows_read_as_text_whatever_their_parts() -> None:
     row = {"id": "u1", "role": "assistant", "parts": json.dumps(
         [{"type": "step-start"}, {"type": "text", "text": "Hi"}, {"type": "data-x"}])}

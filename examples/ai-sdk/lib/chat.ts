@@ -151,9 +151,12 @@ export async function postChat(body: PostBody, userId: string): Promise<Response
       if (db.sqlState(err) === "23505") return SOMETHING_WENT_WRONG();
       throw err;
     }
-  } else if (!mutant("lost-user-message")) {
+  }
+  let resent = false; // the message was stored before: this turn answers it anew
+  if (!mutant("duplicate-key-resend") && !mutant("lost-user-message")) {
     const saved = await db.saveUserMessage(chatId, message.id, message.parts);
     if (saved === "other-chat") throw badRequest("This message id belongs to another chat.");
+    resent = saved === "resent";
   }
 
   // -- the context: the stored conversation (the new message included) --------
@@ -222,7 +225,7 @@ export async function postChat(body: PostBody, userId: string): Promise<Response
         await db.saveUserMessage(chatId, message.id, message.parts);
       }
       if (keep || buggyKeep) {
-        await db.saveAssistantMessage(chatId, message.id, responseMessage.id, responseMessage.parts);
+        await db.saveAssistantMessage(chatId, message.id, responseMessage.id, responseMessage.parts, resent);
       }
     },
   });

@@ -158,8 +158,9 @@ export type SaveUserResult = "new" | "resent" | "other-chat";
 
 /**
  * Stores the user message once. Sent again (a retry after a failure or a cut),
- * it keeps its row and place, and what answered it before is dropped: the
- * turn is answered anew. An id stored in another chat is refused.
+ * it keeps its row and place, and what answered it before is dropped (its
+ * answers only, not the turns after it): the turn is answered anew. An id
+ * stored in another chat is refused.
  */
 export async function saveUserMessage(chatId: string, id: string, parts: unknown[]): Promise<SaveUserResult> {
   return transaction(async (client) => {
@@ -173,10 +174,16 @@ export async function saveUserMessage(chatId: string, id: string, parts: unknown
     );
     if (rows.length === 0) return "other-chat";
     if (rows[0].inserted) return "new";
-    // timestamps compared in SQL: a JS Date would cut them to milliseconds
+    // timestamps compared in SQL: a JS Date would cut them to milliseconds. Only
+    // this message's answers go (up to the next user message): a turn another tab
+    // sent meanwhile stays (deleting all after it lost that turn).
     await client.query(
-      `DELETE FROM "Message_v2" WHERE "chatId" = $1
-         AND "createdAt" > (SELECT "createdAt" FROM "Message_v2" WHERE id = $2)`,
+      `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
+       DELETE FROM "Message_v2" m USING t
+       WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at
+         AND NOT EXISTS (SELECT 1 FROM "Message_v2" u
+                         WHERE u."chatId" = $1 AND u.role = 'user'
+                           AND u."createdAt" > t.at AND u."createdAt" < m."createdAt")`,
       [chatId, id],
     );
     return "resent";
@@ -185,14 +192,17 @@ export async function saveUserMessage(chatId: string, id: string, parts: unknown
 
 /**
  * Stores the answer to one user message. The chat row is locked, so two
- * answers to the same message (a resend racing the first send) end as one:
- * the later replaces the earlier.
+ * answers to the same resent message (a resend racing the first send) end as
+ * one: the later replaces the earlier. Only for a resend: a new turn's answer
+ * replaces nothing (two tabs' turns stored u1, u2 then answered a2, a1 would
+ * otherwise lose a2, which sits right after u1).
  */
 export async function saveAssistantMessage(
   chatId: string,
   userMessageId: string,
   id: string,
   parts: unknown[],
+  replace: boolean,
 ): Promise<void> {
   await transaction(async (client) => {
     await client.query(`SELECT 1 FROM "Chat" WHERE id = $1 FOR UPDATE`, [chatId]);
@@ -202,7 +212,7 @@ export async function saveAssistantMessage(
     );
     if (rowCount === 0) return; // the turn was deleted meanwhile (chat deleted, or regenerated)
     // an earlier answer to the same user message (before the next user message) goes
-    await client.query(
+    if (replace) await client.query(
       `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
        DELETE FROM "Message_v2" m USING t
        WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at

@@ -117,8 +117,7 @@ class AiSdk(Adapter):
                             purpose="chat", auth=bearer, headers=headers, token=step.token)
         stream = uistream.parse(ex.response_body) if ex.status == 200 else None
         ok = stream is not None and stream.ok
-        error = (stream.error or "the stream did not finish" if stream is not None
-                 else _error_text(ex))
+        error = _stream_error(stream) if stream is not None else _error_text(ex)
         turn = Turn(step=index, actor=step.actor, message_id=msg["id"], text=msg["content"],
                     model=model, status=ex.status, ok=ok, answer=stream.text if stream else "",
                     answer_id=stream.message_id if stream else None, error="" if ok else error,
@@ -240,6 +239,15 @@ def cookie_pairs(header: str) -> list[str]:
         if "=" in pair:
             out.append(pair)
     return out
+
+
+def _stream_error(stream: uistream.UIStream) -> str:
+    """Why a 200 stream is not a complete answer (empty when it is one)."""
+    if stream.error is not None:
+        return stream.error
+    if stream.problems:
+        return stream.problems[0]
+    return "" if stream.finished else "the stream did not finish"
 
 
 def _error_text(ex: Any) -> str:

@@ -4,7 +4,8 @@ Server-sent events: ``data: {json}`` parts separated by blank lines, then
 ``data: [DONE]``; the response carries ``x-vercel-ai-ui-message-stream: v1``.
 Parts: ``start{messageId}``, ``start-step``, ``text-start{id}``,
 ``text-delta{id, delta}``, ``text-end{id}``, ``finish-step``, ``finish``,
-``data-*{data}`` (``data-chat-title`` for a new chat), ``error{errorText}``,
+``data-*{data}`` (``data-chat-title`` for a new chat; anywhere, also before
+``start``), ``error{errorText}``,
 and others (reasoning, tool input/output, sources) that carry no answer text.
 """
 
@@ -67,9 +68,17 @@ def parse(body: Any) -> UIStream:
             continue
         out.parts.append(part)
         _read(out, part, open_texts)
-    if out.parts and out.parts[0].get("type") != "start":
-        out.problems.append(f"the stream starts with {out.parts[0].get('type')!r}, not 'start'")
+    first = next((str(p["type"]) for p in out.parts if not is_data(p)), None)
+    if first is not None and first != "start":
+        out.problems.append(f"the stream starts with {first!r}, not 'start'")
     return out
+
+
+def is_data(part: dict[str, Any]) -> bool:
+    """A ``data-*`` part: app data the client keeps apart from the message, allowed
+    anywhere in the stream, also before ``start`` (vercel/ai-chatbot writes
+    ``data-chat-title`` as soon as the title is there, which may be first)."""
+    return str(part.get("type")).startswith("data-")
 
 
 def _read(out: UIStream, part: dict[str, Any], open_texts: set[str]) -> None:
