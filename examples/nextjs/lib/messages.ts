@@ -4,7 +4,7 @@
 
 import { pool, transaction, type Queryable } from "./db";
 import { badRequest, conflict, notFound, tooLarge, unprocessable } from "./errors";
-import { DEFAULT_TITLE, type Session, findSession, parseTitle, sessionId, toSession } from "./sessions";
+import { DEFAULT_TITLE, type Session, type SessionRow, findSession, parseTitle, sessionId, toSession } from "./sessions";
 import {
   type ChatMessage,
   type Json,
@@ -166,12 +166,18 @@ export async function storeMessages(userId: string, req: StoreRequest) {
 }
 
 async function lockOrCreateSession(db: Queryable, userId: string, req: StoreRequest): Promise<Session> {
-  await db.query(
-    `INSERT INTO chat_sessions (id, user_id, title) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
-    [req.sessionId, userId, titleFor(req)],
-  );
-  const { rows } = await db.query("SELECT * FROM chat_sessions WHERE id = $1 FOR UPDATE", [req.sessionId]);
-  const row = rows[0];
+  // The session found by the INSERT's conflict may be deleted before the SELECT locks it
+  // (a delete racing this sync): then the sync goes after the delete and creates it anew
+  // (C-MSG-6), never a 404 for a session the caller asked to create.
+  let row: SessionRow | undefined;
+  for (let attempt = 0; attempt < 5 && !row; attempt++) {
+    await db.query(
+      `INSERT INTO chat_sessions (id, user_id, title) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+      [req.sessionId, userId, titleFor(req)],
+    );
+    const { rows } = await db.query<SessionRow>("SELECT * FROM chat_sessions WHERE id = $1 FOR UPDATE", [req.sessionId]);
+    row = rows[0];
+  }
   if (!row || row.user_id !== userId) throw notFound(`Session ${req.sessionId} not found`);
   if (req.title && row.title !== req.title) {
     await db.query("UPDATE chat_sessions SET title = $2 WHERE id = $1", [req.sessionId, req.title]);

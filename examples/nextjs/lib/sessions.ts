@@ -8,7 +8,7 @@ import { type Json, codePoints, requiredString, storable } from "./validation";
 export const MAX_TITLE_CHARS = 255;
 export const DEFAULT_TITLE = "New Chat";
 
-interface SessionRow {
+export interface SessionRow {
   id: string;
   user_id: string;
   title: string;
