@@ -11,10 +11,14 @@ import argparse
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from harness import options
 from harness.config import default_scenarios
 from harness.errors import EnvironmentProblem, HarnessError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # pytest (and pytest-xdist) options that take a value, which `run` passes on: declared
 # here, so that the value of `-n 2` or `-k seed` is not taken for a scenario path
@@ -184,21 +188,32 @@ def _report(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.errors import UsageError
     from harness.importer import import_file
 
     text = import_file(Path(args.file), name=args.name)
-    if not args.output:
-        sys.stdout.write(text)
+    out = _write_or_print(text, args.output)
+    if out is None:
         return 0
-    out = Path(args.output)
+    print(f"scenario written to {out}; run it with: chat-harness run {out}")
+    return 0
+
+
+def _write_or_print(text: str, output: str | None) -> Path | None:
+    """``text`` to standard output (no ``output``: None), else written to ``output``."""
+    from pathlib import Path
+
+    from harness.errors import UsageError
+
+    if not output:
+        sys.stdout.write(text)
+        return None
+    out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{out} cannot be written: {exc.strerror}") from None
-    print(f"scenario written to {out}; run it with: chat-harness run {out}")
-    return 0
+    return out
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -222,21 +237,13 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from harness.errors import UsageError
     from harness.scenario import schema
 
     text = schema.render()
-    if not args.output:
-        sys.stdout.write(text)
+    out = _write_or_print(text, args.output)
+    if out is None:
         return 0
-    out = Path(args.output)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{out} cannot be written: {exc.strerror}") from None
     print(f"JSON Schema of scenario files written to {out}; an editor with a YAML language "
           f"server uses it through the line '# yaml-language-server: $schema={out.resolve()}' "
           "(or a path relative to the scenario file) or the "

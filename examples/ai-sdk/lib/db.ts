@@ -156,6 +156,14 @@ export async function insertMessage(chatId: string, id: string, role: string, pa
 
 export type SaveUserResult = "new" | "resent" | "other-chat";
 
+/** The answers to user message $2 of chat $1: the assistant rows after it, up to the next user message. */
+const DELETE_ANSWERS_OF = `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
+  DELETE FROM "Message_v2" m USING t
+  WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at
+    AND NOT EXISTS (SELECT 1 FROM "Message_v2" u
+                    WHERE u."chatId" = $1 AND u.role = 'user'
+                      AND u."createdAt" > t.at AND u."createdAt" < m."createdAt")`;
+
 /**
  * Stores the user message once. Sent again (a retry after a failure or a cut),
  * it keeps its row and place, and what answered it before is dropped (its
@@ -178,12 +186,7 @@ export async function saveUserMessage(chatId: string, id: string, parts: unknown
     // this message's answers go (up to the next user message): a turn another tab
     // sent meanwhile stays (deleting all after it lost that turn).
     await client.query(
-      `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
-       DELETE FROM "Message_v2" m USING t
-       WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at
-         AND NOT EXISTS (SELECT 1 FROM "Message_v2" u
-                         WHERE u."chatId" = $1 AND u.role = 'user'
-                           AND u."createdAt" > t.at AND u."createdAt" < m."createdAt")`,
+      DELETE_ANSWERS_OF,
       [chatId, id],
     );
     return "resent";
@@ -213,12 +216,7 @@ export async function saveAssistantMessage(
     if (rowCount === 0) return; // the turn was deleted meanwhile (chat deleted, or regenerated)
     // an earlier answer to the same user message (before the next user message) goes
     if (replace) await client.query(
-      `WITH t AS (SELECT "createdAt" AS at FROM "Message_v2" WHERE id = $2)
-       DELETE FROM "Message_v2" m USING t
-       WHERE m."chatId" = $1 AND m.role = 'assistant' AND m."createdAt" > t.at
-         AND NOT EXISTS (SELECT 1 FROM "Message_v2" u
-                         WHERE u."chatId" = $1 AND u.role = 'user'
-                           AND u."createdAt" > t.at AND u."createdAt" < m."createdAt")`,
+      DELETE_ANSWERS_OF,
       [chatId, userMessageId],
     );
     await client.query(
