@@ -8,6 +8,7 @@ not needed), so a run from the command line and from ``pytest`` are the same.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -288,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "survives or a benign variant fails a scenario")
     mut.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios)")
     mut.add_argument("--only", action="append", default=None, metavar="NAME",
-                     help="just these mutants and benign variants (repeatable; default: all)")
+                     help="just these mutants and benign variants (repeatable; default: all); "
+                     "variants joined by + are one backend with all of them on "
+                     "(gzip+slow-provider)")
     mut.add_argument("--no-variants", action="store_true",
                      help="leave out the benign variants (the kill matrix alone)")
     mut.add_argument("--jobs", "-j", type=int, default=None,
@@ -344,11 +347,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` prints where every thread of a run that seems stuck is, to
+    stderr (and the run goes on): what a bug report about a hang needs."""
+    import faulthandler
+
+    usr1 = getattr(signal, "SIGUSR1", None)
+    if usr1 is not None and signal.getsignal(usr1) == signal.SIG_DFL:
+        with contextlib.suppress(ValueError, RuntimeError, OSError, AttributeError):  # no stderr
+            faulthandler.register(usr1, all_threads=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     # A shell without job control starts background jobs with SIGINT ignored;
     # Ctrl-C / SIGINT must still stop the run cleanly, so take it back.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    _dump_stacks_on_sigusr1()
     try:  # a Ctrl-C while the parser's imports load is an interruption too, not a traceback
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)

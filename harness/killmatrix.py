@@ -160,10 +160,11 @@ class Matrix:
 def _command(paths: Sequence[str], name: str, reports: Path, extra: Sequence[str], *,
              benign: bool = False) -> list[str]:
     from harness.options import RUN, options_of, to_argv
+    from harness.reference.variants import variant_parts
 
     values: dict[str, Any] = {"reports": str(reports)}
     if name != BASELINE:
-        values["variant" if benign else "mutant"] = [name]
+        values["variant" if benign else "mutant"] = variant_parts(name) if benign else [name]
     return [sys.executable, "-m", "harness", "run", *paths, *to_argv(values, options_of(RUN)),
             "-q", "-p", "no:cacheprovider", *extra]
 
@@ -237,12 +238,19 @@ def split_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
     from harness.reference.mutants import MUTANTS
     from harness.reference.variants import VARIANTS
 
-    unknown = [n for n in names if n not in MUTANTS and n not in VARIANTS]
+    unknown = [n for n in names if n not in MUTANTS and not _variants(n)]
     if unknown:
         raise InvalidInput(
             f"Unknown mutant(s) {', '.join(map(repr, unknown))}. Hint: mutants are "
             f"{', '.join(sorted(MUTANTS))}; benign variants are {', '.join(sorted(VARIANTS))}")
-    return [n for n in names if n in MUTANTS], [n for n in names if n in VARIANTS]
+    return [n for n in names if n in MUTANTS], [n for n in names if n not in MUTANTS]
+
+
+def _variants(name: str) -> bool:
+    """A benign variant's name, or several joined by ``+`` (one backend with all of them)."""
+    from harness.reference.variants import VARIANTS, variant_parts
+
+    return all(part in VARIANTS for part in variant_parts(name))
 
 
 def run_matrix(paths: Sequence[str], *, mutants: Sequence[str] | None = None,
@@ -251,7 +259,12 @@ def run_matrix(paths: Sequence[str], *, mutants: Sequence[str] | None = None,
     """Run the baseline, each mutant, then each benign variant, ``jobs`` at a time
     (None: every known one; an empty list: none)."""
     from harness.reference.mutants import MUTANTS, check_mutant_names
-    from harness.reference.variants import VARIANTS, check_variant_names
+    from harness.reference.variants import (
+        VARIANTS,
+        check_variant_names,
+        describe_variant,
+        folder_name,
+    )
 
     names = sorted(MUTANTS) if mutants is None else list(mutants)
     benign = sorted(VARIANTS) if variants is None else list(variants)
@@ -267,13 +280,13 @@ def run_matrix(paths: Sequence[str], *, mutants: Sequence[str] | None = None,
     def one(run: tuple[str, bool]) -> Row:
         name, is_variant = run
         folder = (root / "baseline" if name == BASELINE
-                  else root / "variants" / name if is_variant else root / name)
+                  else root / "variants" / folder_name(name) if is_variant else root / name)
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "run.log"
         started = time.monotonic()
         code = runner.run(_command(paths, name, folder, extra, benign=is_variant), log)
         description = ("the correct reference backend" if name == BASELINE
-                       else VARIANTS[name] if is_variant else MUTANTS[name])
+                       else describe_variant(name) if is_variant else MUTANTS[name])
         return _row(name, description, code, time.monotonic() - started, folder, log,
                     benign=is_variant)
 

@@ -92,13 +92,17 @@ def run_rates(paths: Sequence[str], *, mutants: Sequence[str], variants: Sequenc
               extra: Sequence[str] = ()) -> Rates:
     """The baseline, ``mutants`` and ``variants``, each ``repeat`` times, ``jobs`` at a time."""
     from harness.reference.mutants import MUTANTS, check_mutant_names
-    from harness.reference.variants import VARIANTS, check_variant_names
+    from harness.reference.variants import (
+        check_variant_names,
+        describe_variant,
+        folder_name,
+    )
 
     check_mutant_names(mutants)
     check_variant_names(variants)
     rates = [Rate(BASELINE, "baseline", "the correct reference backend")]
     rates += [Rate(n, "mutant", MUTANTS[n]) for n in mutants]
-    rates += [Rate(n, "variant", VARIANTS[n]) for n in variants]
+    rates += [Rate(n, "variant", describe_variant(n)) for n in variants]
     root = reports / "killrate"
     # round by round, so that an interrupted measure has every name about as often
     runs = [(rate, i) for i in range(1, repeat + 1) for rate in rates]
@@ -107,7 +111,7 @@ def run_rates(paths: Sequence[str], *, mutants: Sequence[str], variants: Sequenc
 
     def one(run: tuple[Rate, int]) -> tuple[Rate, Row]:
         rate, i = run
-        name = "baseline" if rate.name == BASELINE else rate.name
+        name = "baseline" if rate.name == BASELINE else folder_name(rate.name)
         folder = root / name / f"run-{i}"
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "run.log"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -119,3 +120,19 @@ def ports_of(pids: list[int]) -> set[int]:
                 if link.startswith("socket:[") and int(link[8:-1]) in sockets:
                     ports.add(sockets[int(link[8:-1])])
     return ports
+
+
+def communicate_or_dump(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """``proc.communicate(timeout)``'s output; past the timeout, the stacks of every
+    thread of the run (SIGUSR1: chat-harness's faulthandler) in the test's failure."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the stacks written meanwhile
+            proc.wait(timeout=3)
+        proc.kill()
+        out = proc.communicate()[0]  # everything it wrote, from the start
+        raise AssertionError(f"the run did not end within {timeout:.0f} s; its output, "
+                             "then where its threads were:\n"
+                             + out.decode(errors="replace")[-6000:]) from None

@@ -35,11 +35,16 @@ def test_the_reference_passes_the_ci_profile(capsys: pytest.CaptureFixture[str],
     ("foreign-session-readable", "chat_foreign_session"),  # the peer user reads it
 ])
 def test_a_mutant_is_found_with_a_reproduction(capsys: pytest.CaptureFixture[str],
-                                               database: Database, mutant: str,
-                                               check: str) -> None:
+                                               database: Database, mutant: str, check: str,
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     code, out = _fuzz(capsys, database, mutants=frozenset([mutant]),
                       extra=["--max-failures", "1"])  # found is enough here
     assert code == 1, out
+    # schemathesis's own cache of failures stays off: it would replay this run's requests
+    # (this port, these users) at the start of the next run made in the same folder
+    assert not (tmp_path / ".schemathesis").exists()
     assert f"Custom check failed: `{check}`" in out
     assert "Reproduce with:" in out and "curl -X " in out
     assert "Authorization: [Filtered]" in out  # tokens never show

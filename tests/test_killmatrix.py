@@ -113,6 +113,29 @@ def test_only_names_split_into_mutants_and_variants() -> None:
         ["order-by-storage"], ["gzip", "reversed-keys"])
     with pytest.raises(ValueError, match=r"'typo'.*benign variants are"):
         split_names(["gzip", "typo"])
+    # variants joined by + are one backend with all of them on
+    assert split_names(["gzip+reversed-keys", "order-by-storage"]) == (
+        ["order-by-storage"], ["gzip+reversed-keys"])
+    with pytest.raises(ValueError, match=r"'gzip\+typo'"):
+        split_names(["gzip+typo"])
+    with pytest.raises(ValueError, match=r"'gzip\+order-by-storage'"):  # no mutant in one
+        split_names(["gzip+order-by-storage"])
+
+
+def test_a_composed_variant_is_one_run_with_each_of_its_variants(tmp_path: Path) -> None:
+    from harness.killmatrix import _command
+    from harness.reference.variants import VARIANTS, describe_variant, folder_name
+
+    argv = _command(["scenarios"], "gzip+reversed-keys", tmp_path, [], benign=True)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--variant"] == [
+        "gzip", "reversed-keys"]
+    assert describe_variant("gzip+reversed-keys") == (
+        VARIANTS["gzip"] + "; and " + VARIANTS["reversed-keys"])
+    everything = "+".join(sorted(VARIANTS))
+    name = folder_name(everything)  # a file name has at most 255 bytes
+    assert len(name) < 80 and name.startswith(sorted(VARIANTS)[0] + "+")
+    assert folder_name(everything) == name != folder_name(everything + "+x")
+    assert folder_name("gzip+reversed-keys") == "gzip+reversed-keys"
 
 
 def test_every_mutant_declares_the_checks_and_clauses_it_breaks() -> None:

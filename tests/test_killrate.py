@@ -46,20 +46,23 @@ def test_repeat_runs_each_backend_n_times(tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "mutants", str(SCENARIO),
-         "--only", "session-select-then-insert", "--only", "json-charset", "--repeat", "2",
+         "--only", "session-select-then-insert", "--only", "json-charset+gzip", "--repeat", "2",
          "-j", "2", "--reports", str(reports), "--db", "embedded"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((reports / "killrate.json").read_text())
     rates = {r["name"]: r for r in doc["rates"]}
-    assert list(rates) == [BASELINE, "session-select-then-insert", "json-charset"]
+    assert list(rates) == [BASELINE, "session-select-then-insert", "json-charset+gzip"]
     assert [(r["kind"], r["runs"], r["hits"]) for r in rates.values()] == [
         ("baseline", 2, 2), ("mutant", 2, 2), ("variant", 2, 2)]
     assert rates["session-select-then-insert"]["failed_scenarios"] == {
         "two-tabs-new-session": 2}
     assert "| `session-select-then-insert` | mutant | caught in 2 of 2 |" in proc.stdout
     assert (reports / "killrate" / "baseline" / "run-2" / "results.json").is_file()
+    composed = json.loads((reports / "killrate" / "json-charset+gzip" / "run-1" / "results.json")
+                          .read_text(encoding="utf-8"))
+    assert sorted(composed["variants"]) == ["gzip", "json-charset"]  # one backend, both on
 
 
 def test_repeat_takes_a_positive_count(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import ROOT, poll_until, processes_of, run_env
+from runs import ROOT, communicate_or_dump, poll_until, processes_of, run_env
 
 SEED = "scenarios/seed/429-switch-model-resend.yaml"
 EMBEDDED = {"CHAT_HARNESS_DB": "embedded"}  # whatever the machine's Docker
@@ -82,7 +82,7 @@ def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: 
         poll_until(lambda: _postgres_running(tmp), lambda: "the database never came up",
                    deadline_s=60)
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
+        out = communicate_or_dump(proc, timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -157,3 +157,25 @@ def test_a_ctrl_c_inside_a_step_is_not_reported_twice(tmp_path: Path) -> None:
     assert done.stdout.strip() == "interrupted", done.stdout + done.stderr
     assert "never retrieved" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_run_that_does_not_end_shows_where_its_threads_are(tmp_path: Path) -> None:
+    """SIGUSR1 makes chat-harness print every thread's stack and go on: a test that waits
+    for a run in vain shows where it hangs (here a provider server, which runs until
+    stopped)."""
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(_cli("provider", "--port", "0", "--port-file", str(port_file)),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=run_env(tmp_path / "t"))
+    try:
+        poll_until(port_file.exists, lambda: "the provider server never started",
+                   deadline_s=60)
+        with pytest.raises(AssertionError) as failure:
+            communicate_or_dump(proc, timeout=1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = str(failure.value)
+    assert "the run did not end within 1 s" in text
+    assert "(most recent call first)" in text and "harness/provider/server.py" in text, text

@@ -126,6 +126,12 @@ def write_files(folder: Path, users: list[tuple[str, str]], *, read_only: bool
     auth_file.write_text(json.dumps(auth), encoding="utf-8")
     auth_file.chmod(0o600)
     lines = [
+        # schemathesis keeps the failures of a run in .schemathesis/ under the working
+        # directory and replays them at the start of the next: requests made for another
+        # target, port and users, in the user's checkout; a run is its --seed alone
+        "[cache]",
+        "enabled = false",
+        "",
         "[output.sanitization]",
         f"keys-to-sanitize = {json.dumps(list(SECRET_KEYS))}",
         f"sensitive-markers = {json.dumps(list(SECRET_MARKERS))}",

@@ -131,8 +131,32 @@ FINAL, STREAM_ERROR = "__FINAL_METADATA__", "__STREAM_ERROR__"
 BAD_INPUT = ("bad_request", "payload_too_large", "unprocessable_entity")
 
 
+COMPOSE = "+"  # "gzip+slow-provider": one backend with both variants on
+
+
+def variant_parts(name: str) -> list[str]:
+    """The variants of a name: ``gzip+slow-provider`` is one backend with both on."""
+    return name.split(COMPOSE)
+
+
+def describe_variant(name: str) -> str:
+    """What the backend of ``name`` (a variant, or variants joined by ``+``) does."""
+    return "; and ".join(VARIANTS[part] for part in variant_parts(name))
+
+
+def folder_name(name: str) -> str:
+    """A folder for the runs of ``name``: itself, or for a long composition its first
+    variant, how many more, and a digest (a file name has at most 255 bytes)."""
+    parts = variant_parts(name)
+    if len(name) <= 80:
+        return name
+    import hashlib
+
+    return f"{parts[0]}+{len(parts) - 1}-more-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
 def check_variant_names(names: Iterable[str]) -> None:
-    unknown = sorted(set(names) - VARIANTS.keys())
+    unknown = sorted({part for name in names for part in variant_parts(name)} - VARIANTS.keys())
     if unknown:
         raise ValueError(
             f"Unknown variant(s) {', '.join(map(repr, unknown))}. "
