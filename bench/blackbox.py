@@ -17,11 +17,12 @@ the project's own test suite.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 from typing import Any
 
-from bench.measure import ROOT, Context, Row, bench_env, cli, wall
+from bench.measure import ROOT, Context, Row, bench_env, cli, wall, wall_cpu
 from bench.step import RawClient, _round, _scenario
 
 REFERENCE = "python -m harness.reference"
@@ -115,10 +116,26 @@ def measure_parallel(ctx: Context) -> tuple[list[Row], list[str]]:
         xdist.name: _run("-n", "2", reports=reports),
     }
     rows = [serial, blackbox, xdist]
+    cpu: dict[str, list[float]] = {row.name: [] for row in rows}
     wall(commands[serial.name], env=env)  # warms the cache and the file system
     for _ in range(n):
         for row in rows:
-            row.samples.append(wall(commands[row.name], env=env, cwd=ROOT))
+            took, used = wall_cpu(commands[row.name], env=env, cwd=ROOT)
+            row.samples.append(took)
+            cpu[row.name].append(used)
+    serial_cpu, blackbox_cpu = (statistics.median(cpu[r.name]) for r in (serial, blackbox))
+    cores = os.cpu_count() or 1
+    if serial.median:
+        busy = serial_cpu / serial.median
+        xdist.gap = (f"the serial run alone keeps {busy:.2f} of {cores} cores busy (harness, "
+                     f"backend and PostgreSQL on one machine: {serial_cpu:.1f} s of CPU in "
+                     f"{serial.median:.1f} s): {cores} workers can bring it to "
+                     f"{min(1.0, busy / cores):.2f}× at best here, before any cost of their own")
+    if serial_cpu:
+        blackbox.gap = (f"the black-box run costs {blackbox_cpu:.1f} s of CPU against "
+                        f"{serial_cpu:.1f} s in-process ({blackbox_cpu / serial_cpu:.2f}×): "
+                        "a backend process behind uvicorn, a provider server, every request "
+                        "and answer through loopback sockets, on the same cores")
     return rows, [f"whole processes on a warm cache (--db embedded), {n} runs each in turn; "
                   f"{os.cpu_count()} cores"]
 
@@ -130,8 +147,13 @@ def measure_pytest(ctx: Context) -> tuple[list[Row], list[str]]:
     env.pop("CHAT_HARNESS_REQUIRE", None)
     row = Row(fig, "the project's own tests: pytest -n auto (README's test command)", [],
               target="≤ 120 s", limit=120.0)
-    row.samples.append(wall([sys.executable, "-m", "pytest", "-n", "auto", "-q",
-                             "-p", "no:cacheprovider"], env=env, cwd=ROOT, timeout=1800))
+    took, used = wall_cpu([sys.executable, "-m", "pytest", "-n", "auto", "-q",
+                           "-p", "no:cacheprovider"], env=env, cwd=ROOT, timeout=1800)
+    row.samples.append(took)
+    cores = os.cpu_count() or 1
+    row.gap = (f"the tests take {used:.0f} s of CPU (theirs and their children's: runs, "
+               f"backends, PostgreSQL servers); on {cores} cores that is {used / cores:.0f} s "
+               "at the least, however they are split")
     return [row], [f"one run, {os.cpu_count()} cores; what is not set up here (Docker, "
                    "Chromium) is skipped, as outside CI"]
 

@@ -60,6 +60,12 @@ def measure_timeout(ctx: Context) -> tuple[list[Row], list[str]]:
                 plain.samples.append(results[0].duration_s)
                 late.samples.append(results[1].duration_s)
                 extra.samples.append(results[1].duration_s - results[0].duration_s)
+    if extra.median is not None:
+        timeout_s = config.provider_timeout_ms / 1000
+        extra.gap = (f"the backend waits out its provider timeout, {timeout_s * 1000:.0f} ms "
+                     "in-process (--provider-timeout's default; the timeout is the cost), "
+                     f"and the event loop's scheduling adds {(extra.median - timeout_s) * 1000:.0f}"
+                     " ms (more on a busy machine)")
     return [plain, late, extra], [
         f"{rounds} rounds, a plain run and a timed-out one in turn, on one in-process backend "
         f"and database; --provider-timeout {config.provider_timeout_ms} ms (the in-process "

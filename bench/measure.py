@@ -39,6 +39,9 @@ class Row:
     on_ratio: bool = False
     met: bool | None = None  # set by judge() from limit, unless a figure sets it
     note: str = ""
+    # what keeps the figure from its target, from what the same run measured; shown when
+    # the target is not met
+    gap: str = ""
 
     @property
     def median(self) -> float | None:
@@ -111,6 +114,17 @@ def wall(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = 
     return took
 
 
+def wall_cpu(argv: Sequence[str], **kwargs: Any) -> tuple[float, float]:
+    """:func:`wall`, and the CPU time (user + system) of the process and of every
+    descendant it waited for (its backend, its PostgreSQL): what the run cost the cores."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    took = wall(argv, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return took, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment of measured processes: no inherited database URL, this venv first."""
     env = dict(os.environ)
@@ -164,5 +178,5 @@ def machine() -> dict[str, Any]:
     }
 
 
-__all__ = ["ROOT", "Context", "Row", "bench_env", "cli", "environ", "judge", "machine",
-           "python", "ratio_rows", "timed", "wall"]
+__all__ = ["ROOT", "Context", "Row", "bench_env", "cli", "environ", "judge",
+           "machine", "python", "ratio_rows", "timed", "wall", "wall_cpu"]

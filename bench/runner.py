@@ -118,6 +118,15 @@ def print_table(results: Sequence[FigureResult], info: dict[str, Any]) -> None:
     for result in results:
         for note in result.notes:
             console.print(f"[bold]{result.name}[/bold]: {note}", highlight=False)
+    for result, row in missed(results):
+        console.print(f"[bold]{result.name}[/bold]: [red]not met[/red], {escape(row.name)} "
+                      f"({row.target}): {escape(row.gap or 'no cause measured')}",
+                      highlight=False)
+
+
+def missed(results: Sequence[FigureResult]) -> list[tuple[FigureResult, Row]]:
+    """Every row whose target is not met, with the figure it belongs to."""
+    return [(result, row) for result in results for row in result.rows if row.met is False]
 
 
 def write_json(results: Sequence[FigureResult], info: dict[str, Any], path: Path,
@@ -152,6 +161,11 @@ def markdown(results: Sequence[FigureResult], info: dict[str, Any]) -> str:
             ratio = f"{row.ratio:.2f}× {row.floor}" if row.ratio is not None else ""
             lines.append(f"| {result.name} | {row.name} | {show(row.median, row.unit)} | "
                          f"{len(row.samples)} | {ratio} | {row.target or ''} | {met} |")
+    gaps = missed(results)
+    if gaps:
+        lines += ["", "Targets not met, and their causes as this run measured them:", ""]
+        lines += [f"- {result.name}, {row.name} ({row.target}): "
+                  f"{row.gap or 'no cause measured'}" for result, row in gaps]
     return "\n".join(lines) + "\n"
 
 

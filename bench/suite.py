@@ -7,10 +7,9 @@ fills it). Samples of a figure and of its floor alternate.
 - start-up: ``chat-harness run scenarios/seed/429-switch-model-resend.yaml``;
   floor: bare pytest (no plugins) running one trivial test, the price of any
   pytest process here.
-- suite: ``chat-harness run scenarios`` in-process; black box through
-  ``--target-cmd "python -m harness.reference"``; ``-n 2`` (pytest-xdist: one
-  server, a database per worker). Floor of the in-process run: the same
-  command with ``--collect-only`` (interpreter, pytest, plugin, collection).
+- suite: ``chat-harness run scenarios`` in-process. Floor: the same command with
+  ``--collect-only`` (interpreter, pytest, plugin, collection). Black box and
+  ``-n 2`` are the ``parallel`` figure (bench/blackbox.py).
 """
 
 from __future__ import annotations
@@ -43,12 +42,24 @@ def measure_startup(ctx: Context) -> tuple[list[Row], list[str]]:
     floor = Row(fig, "bare pytest, one trivial test, no plugins (floor)", [])
     seed = Row(fig, f"chat-harness run {SEED} (--db embedded, warm cache)", [],
                floor=floor.name, target="≤ 0.5 s", limit=0.5)
+    python_alone = Row(fig, "python -c pass (the interpreter alone)", [])
+    imports = Row(fig, "python -c 'import harness.reference' (the backend's imports)", [],
+                  floor=python_alone.name)
     bare, one = _bare_pytest(work), _run(SEED, reports=work / "reports")
     wall(one, env=env)  # fills the cache if it is cold
     for _ in range(n):
         floor.samples.append(wall(bare, env=env, cwd=work))
         seed.samples.append(wall(one, env=env))
-    rows = [floor, seed]
+        python_alone.samples.append(wall([python(), "-c", "pass"], env=env))
+        imports.samples.append(wall([python(), "-c", "import harness.reference, "
+                                     "harness.targets.inprocess"], env=env))
+    rows = [floor, seed, python_alone, imports]
+    if floor.median is not None and imports.median is not None and python_alone.median:
+        seed.gap = (f"bare pytest alone takes {floor.median:.2f} s here, and importing the "
+                    "in-process reference (FastAPI, pydantic, psycopg, httpx) "
+                    f"{imports.median - python_alone.median:.2f} s more than the interpreter "
+                    f"alone: {floor.median + imports.median - python_alone.median:.2f} s "
+                    "before PostgreSQL or a scenario")
     notes = []
     if docker_available():
         auto = Row(fig, f"chat-harness run {SEED} (--db auto: a container here)", [],
@@ -63,6 +74,8 @@ def measure_startup(ctx: Context) -> tuple[list[Row], list[str]]:
 
 
 def measure_suite(ctx: Context) -> tuple[list[Row], list[str]]:
+    """In-process, against ``--collect-only`` (black box and ``-n 2``: the ``parallel``
+    figure)."""
     fig, n = "suite", ctx.reps(3, 1)
     work = ctx.workdir / "suite"
     work.mkdir(exist_ok=True)
@@ -71,33 +84,48 @@ def measure_suite(ctx: Context) -> tuple[list[Row], list[str]]:
     collect = Row(fig, "chat-harness run scenarios --collect-only (floor)", [])
     inproc = Row(fig, "in-process: chat-harness run scenarios", [], floor=collect.name,
                  target="< 3 s", limit=3.0)
-    blackbox = Row(fig, 'black box: --target-cmd "python -m harness.reference"', [],
-                   floor=inproc.name, target="≤ 2×", limit=2.0, on_ratio=True)
-    xdist = Row(fig, "in-process, -n 2 (pytest-xdist)", [], floor=inproc.name)
     commands = {
         collect.name: _run("scenarios", "--collect-only", reports=reports),
         inproc.name: _run("scenarios", reports=reports),
-        blackbox.name: _run("scenarios", "--target-cmd", "python -m harness.reference",
-                            reports=reports),
-        xdist.name: _run("scenarios", "-n", "2", reports=reports),
     }
-    rows = [collect, inproc, blackbox, xdist]
+    rows = [collect, inproc]
     wall(commands[inproc.name], env=env)  # warms the cache and the file system
     for _ in range(n):
         for row in rows:
             row.samples.append(wall(commands[row.name], env=env, cwd=ROOT))
-    scenarios = _count(reports / "results.json")
-    return rows, [f"{scenarios} scenario runs under scenarios/; --db embedded on a warm cache; "
-                  "whole-process wall times"]
+    times = _scenario_times(reports / "results.json")  # the last in-process run's
+    if times and collect.median is not None:
+        inproc.gap = suite_gap(times, collect.median)
+    return rows, [f"{len(times)} scenario runs under scenarios/; --db embedded on a warm "
+                  "cache; whole-process wall times"]
 
 
-def _count(results: Path) -> int | None:
+def suite_gap(times: dict[str, float], before_s: float) -> str:
+    """Where a whole in-process run's time goes: the process before any scenario, the
+    scenarios, and the folder that takes the most of them."""
+    total = sum(times.values())
+    folders: dict[str, float] = {}
+    for file, took in times.items():
+        folder = str(Path(file).parent)
+        folders[folder] = folders.get(folder, 0.0) + took
+    top, top_s = max(folders.items(), key=lambda kv: kv[1])
+    count = sum(1 for file in times if str(Path(file).parent) == top)
+    return (f"{before_s:.2f} s is the process before any scenario (the --collect-only "
+            f"floor: interpreter, imports, PostgreSQL, collection), {total:.2f} s the "
+            f"scenarios' own time; {top}/ ({count} scenarios) takes {top_s:.2f} s of it "
+            f"({100 * top_s / total:.0f} %)" if total else "no scenario time was recorded")
+
+
+def _scenario_times(results: Path) -> dict[str, float]:
+    """Each scenario run's duration, by file and id, from a results.json."""
     import json
 
     try:
-        return len(json.loads(results.read_text(encoding="utf-8")).get("scenarios", []))
-    except (OSError, ValueError, AttributeError):
-        return None
+        doc = json.loads(results.read_text(encoding="utf-8"))
+        return {f"{s['file']}::{s['scenario_id']}": float(s.get("duration_s") or 0.0)
+                for s in doc.get("scenarios", [])}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
 
 
-__all__ = ["measure_startup", "measure_suite"]
+__all__ = ["measure_startup", "measure_suite", "suite_gap"]

@@ -61,6 +61,44 @@ def test_quick_bench_of_one_figure_writes_its_json(tmp_path: Path) -> None:
     assert len(picked) == 1 and isinstance(picked[0]["met"], bool)
 
 
+def test_a_target_not_met_is_printed_with_its_measured_cause(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every row that misses its target says why, from what the run measured; a row that
+    meets it says nothing more; one with no cause says so."""
+    from bench.measure import Row, judge, ratio_rows
+    from bench.runner import FigureResult, markdown, print_table
+
+    floor = Row("f", "the floor", [1.0])
+    slow = Row("f", "slow", [3.0], floor="the floor", target="≤ 2×", limit=2.0, on_ratio=True,
+               gap="PostgreSQL takes 1.5 s of it")
+    fine = Row("f", "fine", [1.5], floor="the floor", target="≤ 2×", limit=2.0, on_ratio=True,
+               gap="never shown")
+    silent = Row("f", "silent", [9.0], target="< 3 s", limit=3.0)
+    rows = [floor, slow, fine, silent]
+    ratio_rows(rows)
+    for row in rows:
+        judge(row)
+    results = [FigureResult("f", "a figure", rows=rows)]
+    info = {"nproc": 2, "cpu": "x", "ram_gib": 1, "python": "3", "load_1min_at_start": 1.0}
+    print_table(results, info)
+    out = capsys.readouterr().out
+    assert "f: not met, slow (≤ 2×): PostgreSQL takes 1.5 s of it" in out
+    assert "f: not met, silent (< 3 s): no cause measured" in out
+    assert "never shown" not in out
+    md = markdown(results, info)
+    assert "- f, slow (≤ 2×): PostgreSQL takes 1.5 s of it" in md and "never shown" not in md
+
+
+def test_the_suite_gap_names_the_folder_that_takes_the_most() -> None:
+    from bench.suite import suite_gap
+
+    text = suite_gap({"scenarios/races/a.yaml::a": 3.0, "scenarios/races/b.yaml::b": 1.0,
+                      "scenarios/seed/c.yaml::c": 1.0}, before_s=1.25)
+    assert text.startswith("1.25 s is the process before any scenario")
+    assert ("5.00 s the scenarios' own time; scenarios/races/ (2 scenarios) takes 4.00 s of "
+            "it (80 %)") in text
+
+
 def test_an_unknown_figure_is_refused(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "harness", "bench", "--only", "nope"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
