@@ -231,7 +231,7 @@ def _init(args: argparse.Namespace) -> int:
     text = TEMPLATE
     if args.protocol != "ai-sdk":
         text = text.replace("protocol: ai-sdk", f"protocol: {args.protocol}", 1)
-    out.write_text(text, encoding="utf-8")
+    _write_or_print(text, str(out))
     print(f"profile written to {out}: edit start, env, login and messages_sql for your "
           f"backend, then: chat-harness run --profile {out} scenarios/")
     return 0

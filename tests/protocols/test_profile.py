@@ -27,6 +27,9 @@ def test_init_writes_a_profile_that_loads(tmp_path: Path, monkeypatch: pytest.Mo
     assert main(["init"]) == 2  # not over an existing one without --force
     assert "exists already" in capsys.readouterr().err
     assert profile.find(tmp_path) == tmp_path / "chat-harness.yaml"
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    assert main(["init", "-o", str(tmp_path / "file" / "profile.yaml")]) == 2  # no traceback
+    assert "cannot be written" in capsys.readouterr().err
 
 
 def test_a_pyproject_table_is_a_profile(tmp_path: Path) -> None:
