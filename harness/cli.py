@@ -95,6 +95,8 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
         mutants, variants = killmatrix.split_names(args.only) if args.only else (None, None)
         if args.no_variants:
             variants = []
+        if args.no_mutants:
+            mutants = []
         if args.repeat is not None:
             return _killrate(args, mutants, variants, reports, extra)
         matrix = killmatrix.run_matrix(args.paths or [default_scenarios()], mutants=mutants,
@@ -294,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(gzip+slow-provider)")
     mut.add_argument("--no-variants", action="store_true",
                      help="leave out the benign variants (the kill matrix alone)")
+    mut.add_argument("--no-mutants", action="store_true",
+                     help="leave out the mutants: with --repeat and --no-variants, how many "
+                     "of N runs your own --target-cmd backend passes (flaky scenarios)")
     mut.add_argument("--jobs", "-j", type=int, default=None,
                      help="runs at a time (default: the number of CPUs)")
     mut.add_argument("--repeat", type=int, default=None, metavar="N",

@@ -71,3 +71,19 @@ def test_repeat_takes_a_positive_count(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2 and "--repeat" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_repeat_without_mutants_and_variants_counts_the_backends_own_passes(
+        tmp_path: Path) -> None:
+    """What a user's own backend gets from it: how many of N runs pass (flaky scenarios)."""
+    reports = tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "mutants", str(SCENARIO), "--repeat", "2",
+         "--no-mutants", "--no-variants", "-j", "1", "--reports", str(reports),
+         "--db", "embedded"],
+        cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp_path)}, capture_output=True,
+        text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((reports / "killrate.json").read_text())
+    assert [(r["name"], r["runs"], r["hits"]) for r in doc["rates"]] == [(BASELINE, 2, 2)]
