@@ -206,8 +206,11 @@ def _dangling(config: pytest.Config, folder: Any) -> list[Any]:
 def pytest_collect_directory(path: Any, parent: pytest.Collector) -> pytest.Collector | None:
     """A folder with a scenario file that links to nothing: pytest would pass it over
     without a word; it becomes a file whose collection says so."""
-    if not (path / "__init__.py").exists() and _dangling(parent.config, path):
-        return _LinkedDir.from_parent(parent, path=path)
+    try:
+        if not (path / "__init__.py").exists() and _dangling(parent.config, path):
+            return _LinkedDir.from_parent(parent, path=path)
+    except PermissionError:  # a folder we may not read (another user's, in /tmp): pytest's
+        pass
     return None
 
 

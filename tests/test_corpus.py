@@ -190,3 +190,27 @@ def test_upper_case_suffixes_are_scenarios(tmp_path: Path) -> None:
     for name in ("a.YAML", "b.Yml", "c.yaml", "notes.txt"):
         (tmp_path / name).write_text("name: x\nsteps:\n  - http: GET /api/health\n")
     assert [p.name for p in discover([tmp_path])] == ["a.YAML", "b.Yml", "c.yaml"]
+
+
+def test_a_folder_the_user_may_not_read_is_left_to_pytest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Walking to the scenarios, pytest passes folders of other users (in /tmp: another
+    user's 0700 folder); the plugin's look for dangling links must not turn their
+    PermissionError into a collection error (pytest itself skips them). As root nothing
+    is unreadable, so the refusal is made here."""
+    from types import SimpleNamespace
+
+    from harness import plugin
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_exists = Path.exists
+
+    def exists(self: Path) -> bool:
+        if self.parent == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    parent = SimpleNamespace(config=None)
+    assert plugin.pytest_collect_directory(locked, parent) is None  # type: ignore[arg-type]
