@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness import options
 from harness.config import default_scenarios
@@ -357,10 +357,18 @@ def _dump_stacks_on_sigusr1() -> None:
     stderr (and the run goes on): what a bug report about a hang needs."""
     import faulthandler
 
+    global _STACKS
     usr1 = getattr(signal, "SIGUSR1", None)
-    if usr1 is not None and signal.getsignal(usr1) == signal.SIG_DFL:
-        with contextlib.suppress(ValueError, RuntimeError, OSError, AttributeError):  # no stderr
-            faulthandler.register(usr1, all_threads=True)
+    if usr1 is None or signal.getsignal(usr1) != signal.SIG_DFL:
+        return
+    with contextlib.suppress(ValueError, RuntimeError, OSError, AttributeError):  # no stderr
+        # a copy of stderr's descriptor: pytest's capture puts its own file on fd 2 for
+        # the session (and faulthandler writes to the descriptor, kept open here)
+        _STACKS = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+        faulthandler.register(usr1, file=_STACKS, all_threads=True)
+
+
+_STACKS: Any = None  # where SIGUSR1's stacks go, once main() has run
 
 
 def main(argv: list[str] | None = None) -> int:
