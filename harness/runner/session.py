@@ -79,9 +79,10 @@ class Harness:
 
                     self._db = attach(config.db_url)
             elif self._db is None:
-                from harness import targets
-
-                targets.prefetch(config)  # imports the backend while PostgreSQL starts
+                # no import in a thread meanwhile: a Ctrl-C's KeyboardInterrupt that lands
+                # in importlib's own weakref callback leaves the global import lock held by
+                # this thread, and a thread importing then waits for it for good, while
+                # this one waits for the module that thread holds (a hang, not a stop)
                 self._db = provision(config.db, url=config.db_url, image=config.db_image,
                                      schema=config.schema if config.apply_schema else None)
             if self._db is not None and config.apply_schema and config.mode != "url":

@@ -39,28 +39,6 @@ def log_path(reports: Path, worker: str | None = None) -> Path:
     return (reports / (f"target-{worker}.log" if worker else "target.log")).resolve()
 
 
-def prefetch(config: RunConfig) -> None:
-    """Import the code of ``config``'s target in a background thread, now.
-
-    The in-process reference (FastAPI, pydantic, psycopg: ~0.5 s of imports) is
-    needed only once PostgreSQL is up; its start is mostly a wait on another
-    process (a data folder unpacked, the server ready), which this thread fills.
-    Python's import locks make the later import wait for this one, and a failed
-    import here is simply made again (and reported) by :func:`start`."""
-    import sys
-    import threading
-
-    if config.mode != "reference" or "harness.reference" in sys.modules:
-        return
-
-    def load() -> None:
-        with contextlib.suppress(BaseException):
-            import harness.reference
-            import harness.targets.inprocess  # noqa: F401
-
-    threading.Thread(target=load, name="chat-harness-prefetch", daemon=True).start()
-
-
 @contextlib.asynccontextmanager
 async def start(config: RunConfig, db: Database | None) -> AsyncIterator[Target]:
     """The backend of ``config`` (``--target-cmd``, ``--target-url`` or the reference
@@ -86,4 +64,4 @@ async def start(config: RunConfig, db: Database | None) -> AsyncIterator[Target]
         yield started
 
 
-__all__ = ["Target", "log_path", "prefetch", "start"]
+__all__ = ["Target", "log_path", "start"]
