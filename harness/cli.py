@@ -95,6 +95,10 @@ def _mutants(args: argparse.Namespace, rest: list[str]) -> int:
         mutants, variants = killmatrix.split_names(args.only) if args.only else (None, None)
         if args.no_variants:
             variants = []
+        elif args.compose_variants:
+            from harness.reference.variants import VARIANTS, compositions
+
+            variants = compositions(VARIANTS if variants is None else variants)
         if args.no_mutants:
             mutants = []
         if args.repeat is not None:
@@ -296,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "(gzip+slow-provider)")
     mut.add_argument("--no-variants", action="store_true",
                      help="leave out the benign variants (the kill matrix alone)")
+    mut.add_argument("--compose-variants", action="store_true",
+                     help="the benign variants composed into as few backends as can hold "
+                     "them (two for all of them): each variant still answers in every run, "
+                     "in a fraction of the runs (CI)")
     mut.add_argument("--no-mutants", action="store_true",
                      help="leave out the mutants: with --repeat and --no-variants, how many "
                      "of N runs your own --target-cmd backend passes (flaky scenarios)")

@@ -179,3 +179,17 @@ def test_every_check_kills_a_mutant_or_a_held_case() -> None:
         assert check in owned or check in held or (check == "rows" and "rows" in held), check
     assert {"pairing", "context", "lost", "idempotent", "schema", "server_error", "outcome",
             "provider_script", "envelope", "order"} <= owned
+
+
+def test_the_variants_compose_into_two_backends_none_holding_a_pair_kept_apart() -> None:
+    from harness.reference.variants import APART, VARIANTS, compositions, variant_parts
+
+    composed = compositions(VARIANTS)
+    assert len(composed) == 2
+    parts = [variant_parts(name) for name in composed]
+    assert sorted(p for group in parts for p in group) == sorted(VARIANTS)  # each once
+    for group in parts:
+        assert not [pair for pair in APART if pair <= set(group)]
+    assert compositions(["gzip", "no-details", "other-details"]) == [
+        "gzip+no-details", "other-details"]
+    assert all(pair <= VARIANTS.keys() for pair in APART)  # no stale name

@@ -139,6 +139,25 @@ def variant_parts(name: str) -> list[str]:
     return name.split(COMPOSE)
 
 
+# variants that set the same thing: composed, one would undo the other
+APART = (frozenset({"no-details", "other-details"}),
+         frozenset({"long-request-id", "ulid-request-id"}))
+
+
+def compositions(names: Iterable[str]) -> list[str]:
+    """``names`` composed into as few backends as can hold them: each variant joins the
+    first composition holding none it must stay apart from (:data:`APART`)."""
+    groups: list[list[str]] = []
+    for name in sorted(names):
+        for group in groups:
+            if not any(frozenset({name, other}) in APART for other in group):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return [COMPOSE.join(group) for group in groups]
+
+
 def describe_variant(name: str) -> str:
     """What the backend of ``name`` (a variant, or variants joined by ``+``) does."""
     return "; and ".join(VARIANTS[part] for part in variant_parts(name))
