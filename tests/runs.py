@@ -136,3 +136,15 @@ def communicate_or_dump(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
         raise AssertionError(f"the run did not end within {timeout:.0f} s; its output, "
                              "then where its threads were:\n"
                              + out.decode(errors="replace")[-6000:]) from None
+
+
+def slow_scenarios(folder: Path, *, steps: int = 40, delay_ms: int = 400) -> Path:
+    """``folder/scenarios`` with one scenario of ``steps`` slowly answered chat steps:
+    a run that stays busy long enough to be interrupted, or looked into."""
+    scenarios = folder / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "slow.yaml").write_text(
+        "name: slow\nmodel: m\nsteps:\n"
+        + "".join(f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: {delay_ms}}}\n"
+                  for i in range(steps)), encoding="utf-8")
+    return scenarios

@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import REFERENCE, ROOT, chat_harness, poll_until, processes_of, run_env
+from runs import (
+    REFERENCE,
+    ROOT,
+    chat_harness,
+    communicate_or_dump,
+    poll_until,
+    processes_of,
+    run_env,
+    slow_scenarios,
+)
 
 from harness.processes import Child, free_port
 from harness.scenario.load import discover, load_file
@@ -85,12 +94,7 @@ def test_a_backend_that_never_gets_healthy_is_stopped_at_the_deadline(tmp_path: 
 
 
 def test_sigint_during_a_target_cmd_run_leaves_nothing(tmp_path: Path) -> None:
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "slow.yaml").write_text(
-        "name: slow\nmodel: m\nsteps:\n"
-        + "".join(f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: 300}}\n"
-                  for i in range(40)))
+    scenarios = slow_scenarios(tmp_path, delay_ms=300)
     tmp = tmp_path / "tmp"
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", str(scenarios), "--target-cmd", REFERENCE,
@@ -104,7 +108,7 @@ def test_sigint_during_a_target_cmd_run_leaves_nothing(tmp_path: Path) -> None:
         lambda: "the run never got going", deadline_s=60)
     assert proc.poll() is None, "the run ended before it was interrupted"
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    communicate_or_dump(proc, timeout=60)
     assert proc.returncode != 0
     # children are reaped a moment after the parent
     poll_until(lambda: not processes_of(tmp), lambda: f"still running: {processes_of(tmp)}",

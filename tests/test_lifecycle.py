@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs import ROOT, communicate_or_dump, poll_until, processes_of, run_env
+from runs import (
+    ROOT,
+    communicate_or_dump,
+    poll_until,
+    processes_of,
+    run_env,
+    slow_scenarios,
+)
 
 SEED = "scenarios/seed/429-switch-model-resend.yaml"
 EMBEDDED = {"CHAT_HARNESS_DB": "embedded"}  # whatever the machine's Docker
@@ -56,14 +63,7 @@ def test_a_run_stops_everything_it_started(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_no_server_behind(sig: signal.Signals, tmp_path: Path) -> None:
-    # A scenario whose provider answers slowly keeps the run busy long enough.
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "slow.yaml").write_text(
-        "name: slow\nmodel: m\nsteps:\n"
-        + "".join(f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: 400}}\n"
-                  for i in range(40))
-    )
+    scenarios = slow_scenarios(tmp_path)  # keeps the run busy long enough
     tmp = tmp_path / "t"
     proc = subprocess.Popen(
         _cli("run", str(scenarios), "-q", "-p", "no:cacheprovider",
@@ -163,12 +163,7 @@ def test_a_run_that_does_not_end_shows_where_its_threads_are(tmp_path: Path) -> 
     """SIGUSR1 makes chat-harness print every thread's stack and go on, past pytest's
     capture of fd 2: a test that waits for a run in vain shows where it hangs (here a
     run of slow provider answers, still at work)."""
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "slow.yaml").write_text(
-        "name: slow\nmodel: m\nsteps:\n"
-        + "".join(f"  - chat: hello {i}\n    provider: {{reply: hi, delay_ms: 400}}\n"
-                  for i in range(60)))
+    scenarios = slow_scenarios(tmp_path, steps=60)
     tmp = tmp_path / "t"
     proc = subprocess.Popen(
         _cli("run", str(scenarios), "-q", "-p", "no:cacheprovider",
