@@ -90,6 +90,11 @@ def measure_request(ctx: Context) -> tuple[list[Row], list[str]]:
     step = Row(fig, 'harness: one chat step, --target-cmd "python -m harness.reference"',
                harness_s, unit="ms", floor=raw.name, target="≤ 1.2×", limit=1.2,
                on_ratio=True)
+    if raw.median and step.median:
+        step.gap = (f"a harness step takes {(step.median - raw.median) * 1000:.1f} ms more than "
+                    f"the bare pair's {raw.median * 1000:.1f} ms: its two lines in the "
+                    "provider's journal, the calls read back, the step's own checks of the "
+                    "answer and its record")
     return [raw, step], [
         f"{rounds} rounds of {steps} chat steps each side, in turn, on one black-box "
         "backend (a subprocess on a loopback port) and one scripted provider server; "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.measure import ROOT, Context, Row, bench_env, python, wall
+from bench.measure import ROOT, Context, Row, bench_env, python, wall, wall_cpu
 
 STEPS = ("  - chat: first question\n    provider: {reply: first answer}\n"
          "  - chat: the question that waits\n    provider: %s\n"
@@ -94,29 +94,24 @@ def measure_autoload(ctx: Context) -> tuple[list[Row], list[str]]:
     wall(command, env=autoload, cwd=work)  # bytecode caches
     for _ in range(n):
         bare.samples.append(wall(command, env=none, cwd=work))
-        began = _children_cpu()
-        without = wall([*command, "-p", "no:chat_harness"], env=autoload, cwd=work)
-        middle = _children_cpu()
-        with_ = wall(command, env=autoload, cwd=work)
+        without, without_cpu = wall_cpu([*command, "-p", "no:chat_harness"], env=autoload,
+                                        cwd=work)
+        with_, with_cpu = wall_cpu(command, env=autoload, cwd=work)
         others.samples.append(without)
         ours.samples.append(with_)
         extra.samples.append(with_ - without)
-        cpu.samples.append((_children_cpu() - middle) - (middle - began))
+        cpu.samples.append(with_cpu - without_cpu)
+    if others.samples and cpu.median is not None:
+        extra.gap = (f"the sessions' own noise: the floor's {len(others.samples)} runs spread "
+                     f"over {(max(others.samples) - min(others.samples)) * 1000:.0f} ms "
+                     "(the same command each time); in CPU time, steadier, the plugin adds "
+                     f"{cpu.median * 1000:.0f} ms")
     return [bare, others, ours, extra, cpu], [
         f"{n} rounds of the three sessions in turn; the plugin's own cost is the paired "
         "difference (wall time, and CPU time, steadier on a busy machine); the gap "
         "between no plugin and every plugin is the other plugins of this "
         "environment (schemathesis's and hypothesis's pytest plugins, installed with "
         "chat-harness's dependencies, import hypothesis into every session)"]
-
-
-def _children_cpu() -> float:
-    """CPU seconds (user + system) of the finished children so far: on a busy machine
-    steadier than wall time, which also counts the waits for a core."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 __all__ = ["measure_autoload", "measure_timeout"]
