@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.measure import ROOT, Context, Row, bench_env, cli, wall, wall_cpu
 from bench.step import RawClient, _round, _scenario
+from bench.suite import scenario_times
 
 REFERENCE = "python -m harness.reference"
 
@@ -116,9 +117,9 @@ def measure_parallel(ctx: Context) -> tuple[list[Row], list[str]]:
     xdist = Row(fig, "in-process, -n 2 (pytest-xdist, one PostgreSQL server)", [],
                 floor=serial.name, target="≤ 0.65×", limit=0.65, on_ratio=True)
     commands = {
-        serial.name: _run(reports=reports),
-        blackbox.name: _run("--target-cmd", REFERENCE, reports=reports),
-        xdist.name: _run("-n", "2", reports=reports),
+        serial.name: _run(reports=reports / "serial"),
+        blackbox.name: _run("--target-cmd", REFERENCE, reports=reports / "blackbox"),
+        xdist.name: _run("-n", "2", reports=reports / "xdist"),
     }
     rows = [serial, blackbox, xdist]
     cpu: dict[str, list[float]] = {row.name: [] for row in rows}
@@ -128,14 +129,11 @@ def measure_parallel(ctx: Context) -> tuple[list[Row], list[str]]:
             took, used = wall_cpu(commands[row.name], env=env, cwd=ROOT)
             row.samples.append(took)
             cpu[row.name].append(used)
-    serial_cpu, blackbox_cpu = (statistics.median(cpu[r.name]) for r in (serial, blackbox))
-    cores = os.cpu_count() or 1
-    if serial.median:
-        busy = serial_cpu / serial.median
-        xdist.gap = (f"the serial run alone keeps {busy:.2f} of {cores} cores busy (harness, "
-                     f"backend and PostgreSQL on one machine: {serial_cpu:.1f} s of CPU in "
-                     f"{serial.median:.1f} s): {cores} workers can bring it to "
-                     f"{min(1.0, busy / cores):.2f}× at best here, before any cost of their own")
+    serial_cpu, blackbox_cpu, xdist_cpu = (statistics.median(cpu[r.name]) for r in rows)
+    times = scenario_times(reports / "serial" / "results.json")  # the last serial run's
+    if serial.median and times:
+        xdist.gap = xdist_gap(times, serial.median, cpu=(serial_cpu, xdist_cpu),
+                              load=os.getloadavg()[0])
     if serial_cpu:
         blackbox.gap = (f"the black-box run costs {blackbox_cpu:.1f} s of CPU against "
                         f"{serial_cpu:.1f} s in-process ({blackbox_cpu / serial_cpu:.2f}×): "
@@ -143,6 +141,23 @@ def measure_parallel(ctx: Context) -> tuple[list[Row], list[str]]:
                         "and answer through loopback sockets, on the same cores")
     return rows, [f"whole processes on a warm cache (--db embedded), {n} runs each in turn; "
                   f"{os.cpu_count()} cores"]
+
+
+def xdist_gap(times: dict[str, float], serial_s: float, *, cpu: tuple[float, float],
+              load: float) -> str:
+    """What bounds a two-worker run, from the serial run's own scenario times: the
+    process around the scenarios, then the longer of the longest scenario and half of
+    all of them."""
+    total = sum(times.values())
+    longest, longest_s = max(times.items(), key=lambda kv: kv[1])
+    around = max(0.0, serial_s - total)
+    bound = around + max(longest_s, total / 2)
+    return (f"the serial run is {around:.1f} s of start and end around {total:.1f} s of "
+            f"scenarios, the longest {longest.split('::')[-1]} ({longest_s:.1f} s): two "
+            f"workers need at least {around:.1f} + max({longest_s:.1f}, {total / 2:.1f}) = "
+            f"{bound:.1f} s ({bound / serial_s:.2f}× serial) before their own start (each "
+            f"worker starts pytest and the harness); CPU time serial {cpu[0]:.1f} s, -n 2 "
+            f"{cpu[1]:.1f} s, on cores other jobs share (load average {load:.1f})")
 
 
 def measure_pytest(ctx: Context) -> tuple[list[Row], list[str]]:
@@ -163,4 +178,4 @@ def measure_pytest(ctx: Context) -> tuple[list[Row], list[str]]:
                    "Chromium) is skipped, as outside CI"]
 
 
-__all__ = ["measure_parallel", "measure_pytest", "measure_request"]
+__all__ = ["measure_parallel", "measure_pytest", "measure_request", "xdist_gap"]

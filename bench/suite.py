@@ -93,16 +93,16 @@ def measure_suite(ctx: Context) -> tuple[list[Row], list[str]]:
     for _ in range(n):
         for row in rows:
             row.samples.append(wall(commands[row.name], env=env, cwd=ROOT))
-    times = _scenario_times(reports / "results.json")  # the last in-process run's
+    times = scenario_times(reports / "results.json")  # the last in-process run's
     if times and collect.median is not None:
-        inproc.gap = suite_gap(times, collect.median)
+        inproc.gap = suite_gap(times, collect.median, inproc.median or 0.0)
     return rows, [f"{len(times)} scenario runs under scenarios/; --db embedded on a warm "
                   "cache; whole-process wall times"]
 
 
-def suite_gap(times: dict[str, float], before_s: float) -> str:
-    """Where a whole in-process run's time goes: the process before any scenario, the
-    scenarios, and the folder that takes the most of them."""
+def suite_gap(times: dict[str, float], before_s: float, wall_s: float) -> str:
+    """Where a whole in-process run's time goes: the process without the scenarios, the
+    scenarios (and the folder that takes the most of them), and the rest."""
     total = sum(times.values())
     folders: dict[str, float] = {}
     for file, took in times.items():
@@ -110,13 +110,16 @@ def suite_gap(times: dict[str, float], before_s: float) -> str:
         folders[folder] = folders.get(folder, 0.0) + took
     top, top_s = max(folders.items(), key=lambda kv: kv[1])
     count = sum(1 for file in times if str(Path(file).parent) == top)
-    return (f"{before_s:.2f} s is the process before any scenario (the --collect-only "
-            f"floor: interpreter, imports, PostgreSQL, collection), {total:.2f} s the "
-            f"scenarios' own time; {top}/ ({count} scenarios) takes {top_s:.2f} s of it "
-            f"({100 * top_s / total:.0f} %)" if total else "no scenario time was recorded")
+    rest = max(0.0, wall_s - before_s - total)
+    return (f"of {wall_s:.2f} s, {before_s:.2f} s is the process without the scenarios "
+            f"(the --collect-only floor: the interpreter, imports, collection), {total:.2f} s "
+            f"the scenarios' own time and {rest:.2f} s the rest (PostgreSQL's start, the "
+            f"backend's, the reports); {top}/ ({count} scenarios) takes {top_s:.2f} s of the "
+            f"scenarios' time ({100 * top_s / total:.0f} %)"
+            if total else "no scenario time was recorded")
 
 
-def _scenario_times(results: Path) -> dict[str, float]:
+def scenario_times(results: Path) -> dict[str, float]:
     """Each scenario run's duration, by file and id, from a results.json."""
     import json
 

@@ -93,10 +93,19 @@ def test_the_suite_gap_names_the_folder_that_takes_the_most() -> None:
     from bench.suite import suite_gap
 
     text = suite_gap({"scenarios/races/a.yaml::a": 3.0, "scenarios/races/b.yaml::b": 1.0,
-                      "scenarios/seed/c.yaml::c": 1.0}, before_s=1.25)
-    assert text.startswith("1.25 s is the process before any scenario")
-    assert ("5.00 s the scenarios' own time; scenarios/races/ (2 scenarios) takes 4.00 s of "
-            "it (80 %)") in text
+                      "scenarios/seed/c.yaml::c": 1.0}, before_s=1.25, wall_s=7.0)
+    assert text.startswith("of 7.00 s, 1.25 s is the process without the scenarios")
+    assert "5.00 s the scenarios' own time and 0.75 s the rest" in text
+    assert "scenarios/races/ (2 scenarios) takes 4.00 s of the scenarios' time (80 %)" in text
+
+
+def test_two_workers_are_bounded_by_the_longest_scenario_and_half_of_all() -> None:
+    from bench.blackbox import xdist_gap
+
+    text = xdist_gap({"a.yaml::long": 6.0, "b.yaml::b": 1.0, "c.yaml::c": 1.0}, 10.0,
+                     cpu=(4.0, 6.0), load=3.0)
+    assert "2.0 s of start and end around 8.0 s of scenarios, the longest long (6.0 s)" in text
+    assert "at least 2.0 + max(6.0, 4.0) = 8.0 s (0.80× serial)" in text
 
 
 def test_an_unknown_figure_is_refused(tmp_path: Path) -> None:
