@@ -37,25 +37,12 @@ class RemoteRawClient(RawClient):
         from harness.provider import Reply
 
         self.engine.begin_step(-1 - i, [(Reply(content=f"answer number {i}"), None)])
-        began = time.perf_counter()
-        user = self._message(content=f"question number {i}", role="user",
-                             originalModel="bench/model-a")
-        self.history.append(user)
-        answer = await self.client.post("/api/chat", headers=self.headers, json={
-            "message": user["content"], "messages": self.history, "model": "bench/model-a",
-            "sessionId": self.session, "current_message_id": user["id"]})
-        data = answer.json()["data"]
-        assistant = self._message(
-            content=data["response"], role="assistant", user_message_id=data["request_id"],
-            model=data.get("model"), total_tokens=data.get("usage", {}).get("total_tokens", 0))
-        self.history.append(assistant)
-        stored = await self.client.post("/api/chat/messages", headers=self.headers, json={
-            "messages": [user, assistant], "sessionId": self.session})
-        took = time.perf_counter() - began
-        self.engine.end_step(-1 - i)  # its call is the bare client's, no harness step's
-        if answer.status_code != 200 or stored.status_code not in (200, 201):
-            raise RuntimeError(f"raw step {i}: {answer.status_code} / {stored.status_code}")
-        return took
+        try:
+            began = time.perf_counter()
+            await self.exchange(i)
+            return time.perf_counter() - began
+        finally:
+            self.engine.end_step(-1 - i)  # its call is the bare client's, no harness step's
 
 
 def measure_request(ctx: Context) -> tuple[list[Row], list[str]]:

@@ -65,25 +65,27 @@ class RawClient:
         try:
             began = time.perf_counter()
             self.engine.plan(Reply(content=f"answer number {i}"))
-            user = self._message(content=f"question number {i}", role="user",
-                                 originalModel=MODEL)
-            self.history.append(user)
-            answer = await self.client.post("/api/chat", headers=self.headers, json={
-                "message": user["content"], "messages": self.history, "model": MODEL,
-                "sessionId": self.session, "current_message_id": user["id"]})
-            data = answer.json()["data"]
-            assistant = self._message(
-                content=data["response"], role="assistant", user_message_id=data["request_id"],
-                model=data.get("model"), total_tokens=data.get("usage", {}).get("total_tokens", 0))
-            self.history.append(assistant)
-            stored = await self.client.post("/api/chat/messages", headers=self.headers, json={
-                "messages": [user, assistant], "sessionId": self.session})
-            took = time.perf_counter() - began
+            await self.exchange(i)
+            return time.perf_counter() - began
         finally:
             self.engine.step = saved
+
+    async def exchange(self, i: int) -> None:
+        """A chat step's two requests: the turn, then the sync of it and its answer."""
+        user = self._message(content=f"question number {i}", role="user", originalModel=MODEL)
+        self.history.append(user)
+        answer = await self.client.post("/api/chat", headers=self.headers, json={
+            "message": user["content"], "messages": self.history, "model": MODEL,
+            "sessionId": self.session, "current_message_id": user["id"]})
+        data = answer.json()["data"]
+        assistant = self._message(
+            content=data["response"], role="assistant", user_message_id=data["request_id"],
+            model=data.get("model"), total_tokens=data.get("usage", {}).get("total_tokens", 0))
+        self.history.append(assistant)
+        stored = await self.client.post("/api/chat/messages", headers=self.headers, json={
+            "messages": [user, assistant], "sessionId": self.session})
         if answer.status_code != 200 or stored.status_code not in (200, 201):
             raise RuntimeError(f"raw step {i}: {answer.status_code} / {stored.status_code}")
-        return took
 
 
 async def _round(run: Any, raw: RawClient) -> tuple[list[float], list[float], float]:
